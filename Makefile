@@ -1,0 +1,35 @@
+# Makefile — entry points for developers and CI. Every target that needs the virtualenv first
+# runs scripts/setup.sh, which installs the Debian packages and .venv only when missing
+# (a no-op run takes well under 2 s).
+
+.PHONY: venv demo test lint bench clean
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Only lint directories that exist (git does not keep empty ones).
+LINT_PATHS := $(wildcard src tests bench)
+
+venv:
+	@bash scripts/setup.sh
+
+demo: venv
+	$(PY) -m isthmus.demo
+
+# Lint and the whole test suite; both always run, and the target fails if either fails.
+# pytest's exit code 5 (no tests collected) counts as a failure.
+test: venv
+	@lint=0; $(VENV)/bin/ruff check $(LINT_PATHS) || lint=$$?; \
+	tests=0; $(VENV)/bin/pytest -q -ra || tests=$$?; \
+	if [ $$lint -ne 0 ]; then echo "make test: ruff check failed (exit $$lint)" >&2; fi; \
+	if [ $$tests -ne 0 ]; then echo "make test: pytest failed (exit $$tests)" >&2; fi; \
+	[ $$lint -eq 0 ] && [ $$tests -eq 0 ]
+
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,55 @@
+"""Builds the ASGI application: every OpenStack service under its own path
+(see api/catalog.py), the admin API under /isthmus/v1, one error handler."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from isthmus import __version__
+from isthmus.api.catalog import base_url_of
+from isthmus.api.errors import install_error_handlers
+
+SERVICE_MODULES = ("identity", "compute", "network", "volume", "image", "admin")
+
+
+def create_app(service: Any) -> FastAPI:
+    """The API of `service` (an isthmus.service.Service, already bootstrapped)."""
+    app = FastAPI(
+        title="Isthmus",
+        version=__version__,
+        description="One OpenStack API over many sites. The admin API lives under /isthmus/v1.",
+        docs_url="/isthmus/v1/docs",
+        openapi_url="/isthmus/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    for name in SERVICE_MODULES:
+        try:
+            module = import_module(f"isthmus.api.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"isthmus.api.{name}":
+                raise
+            continue
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def root(request: Request) -> dict[str, Any]:
+        base = base_url_of(request)
+        return {
+            "name": "isthmus",
+            "version": __version__,
+            "services": {
+                "identity": f"{base}/identity/v3",
+                "compute": f"{base}/compute/v2.1",
+                "network": f"{base}/network",
+                "volume": f"{base}/volume/v3",
+                "image": f"{base}/image",
+                "admin": f"{base}/isthmus/v1",
+            },
+        }
+
+    return app

@@ -1,0 +1,53 @@
+"""Who is calling: the request context built from X-Auth-Token, and the policy
+every endpoint applies (a member sees its project; admin sees all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from isthmus.api.tokens import TokenData
+from isthmus.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    token: TokenData
+
+    @property
+    def user_id(self) -> str:
+        return self.token.user_id
+
+    @property
+    def project_id(self) -> str:
+        return self.token.project_id
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.token.roles
+
+    def scope(self, all_projects: bool = False) -> str | None:
+        """The project to filter on: the caller's, or None for admin asking for all."""
+        return None if (all_projects and self.is_admin) else self.project_id
+
+    def visible_project(self) -> str | None:
+        """For single-resource reads and writes: admin reaches any project."""
+        return None if self.is_admin else self.project_id
+
+    def require_admin(self, what: str = "this action") -> None:
+        if not self.is_admin:
+            raise Forbidden(f"Policy does not allow {what} to be performed.")
+
+    def require_member(self, what: str = "this action") -> None:
+        if not ({"admin", "member"} & set(self.token.roles)):
+            raise Forbidden(f"Policy does not allow {what} to be performed: reader role.")
+
+
+def get_context(request: Request) -> RequestContext:
+    """FastAPI dependency: the caller, or 401."""
+    token = request.headers.get("X-Auth-Token")
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    service = request.app.state.service
+    return RequestContext(service.tokens.verify(token))

@@ -1,0 +1,629 @@
+"""Keystone v3 (the subset clients and Tempest use): version discovery, password
+and token auth with project scope, token validation, projects, users, roles and
+role assignments. Identity management is admin-only; a token can always read
+itself and the user can list their own projects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import delete, select
+
+from isthmus.api.catalog import base_url_of, catalog
+from isthmus.api.context import RequestContext, get_context
+from isthmus.api.tokens import TokenData
+from isthmus.errors import BadRequest, NotFound, Unauthorized
+from isthmus.store import identity as ids
+from isthmus.store.tables import Project, RoleAssignment, User
+
+router = APIRouter(prefix="/identity")
+DOMAIN = {"id": "default", "name": "Default"}
+
+
+def _time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _domain_id(ref: dict[str, Any] | None) -> str | None:
+    if not ref:
+        return None
+    if ref.get("id"):
+        return str(ref["id"])
+    name = str(ref.get("name", ""))
+    return "default" if name.lower() == "default" else name
+
+
+def _version(request: Request) -> dict[str, Any]:
+    base = base_url_of(request)
+    return {
+        "id": "v3.14",
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": f"{base}/identity/v3/"}],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
+        ],
+    }
+
+
+@router.get("")
+@router.get("/")
+def versions(request: Request) -> dict[str, Any]:
+    return {"versions": {"values": [_version(request)]}}
+
+
+@router.get("/v3")
+@router.get("/v3/")
+def version(request: Request) -> dict[str, Any]:
+    return {"version": _version(request)}
+
+
+def _token_body(request: Request, data: TokenData, methods: list[str]) -> dict[str, Any]:
+    return {
+        "token": {
+            "methods": methods,
+            "user": {
+                "id": data.user_id,
+                "name": data.user_name,
+                "domain": DOMAIN,
+                "password_expires_at": None,
+            },
+            "audit_ids": [data.audit_id],
+            "issued_at": _time(data.issued_at),
+            "expires_at": _time(data.expires_at),
+            "project": {"id": data.project_id, "name": data.project_name, "domain": DOMAIN},
+            "is_domain": False,
+            "roles": [{"id": ids.ROLE_IDS[r], "name": r} for r in data.roles],
+            "catalog": catalog(base_url_of(request), data.project_id),
+        }
+    }
+
+
+@router.post("/v3/auth/tokens", status_code=201)
+def issue_token(request: Request, response: Response, body: dict[str, Any]) -> dict[str, Any]:
+    service = request.app.state.service
+    auth = body.get("auth")
+    if not isinstance(auth, dict) or not isinstance(auth.get("identity"), dict):
+        raise BadRequest("Expecting to find identity in auth.")
+    methods = auth["identity"].get("methods") or []
+    scope = auth.get("scope") or {}
+    if scope and not isinstance(scope, dict):
+        raise BadRequest("Invalid scope.")
+    with service.db.session() as session:
+        if "password" in methods:
+            user_ref = (auth["identity"].get("password") or {}).get("user") or {}
+            user = ids.authenticate(
+                session,
+                user_ref.get("name"),
+                user_ref.get("id"),
+                _domain_id(user_ref.get("domain")),
+                str(user_ref.get("password", "")),
+            )
+        elif "token" in methods:
+            old = service.tokens.verify(str((auth["identity"].get("token") or {}).get("id", "")))
+            user = session.get(User, old.user_id)
+            if user is None or not user.enabled:
+                raise Unauthorized("The request you have made requires authentication.")
+        else:
+            raise Unauthorized("Unsupported authentication method; use password or token.")
+        if "domain" in scope or "system" in scope:
+            raise Unauthorized("Only project-scoped tokens are supported by Isthmus.")
+        project_ref = scope.get("project")
+        if project_ref:
+            project = ids.find_project(
+                session,
+                project_id=project_ref.get("id"),
+                name=project_ref.get("name"),
+                domain=_domain_id(project_ref.get("domain")),
+            )
+        elif user.default_project_id:
+            project = ids.find_project(
+                session, project_id=user.default_project_id, name=None, domain=None
+            )
+        else:
+            raise Unauthorized("Isthmus needs a project scope; the user has no default project.")
+        roles = ids.roles_of(session, user.id, project.id)
+        if not roles:
+            raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
+        token, data = service.tokens.issue(
+            user_id=user.id,
+            user_name=user.name,
+            project_id=project.id,
+            project_name=project.name,
+            roles=roles,
+        )
+    response.headers["X-Subject-Token"] = token
+    return _token_body(request, data, [m for m in methods if m in ("password", "token")])
+
+
+@router.get("/v3/auth/tokens")
+def validate_token(
+    request: Request, response: Response, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    subject = request.headers.get("X-Subject-Token", "")
+    data = request.app.state.service.tokens.verify(subject, subject=True)
+    if data.user_id != ctx.user_id:
+        ctx.require_admin("identity:validate_token")
+    response.headers["X-Subject-Token"] = subject
+    return _token_body(request, data, ["password"])
+
+
+@router.head("/v3/auth/tokens", status_code=200)
+def check_token(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    request.app.state.service.tokens.verify(
+        request.headers.get("X-Subject-Token", ""), subject=True
+    )
+    return Response(status_code=200)
+
+
+@router.delete("/v3/auth/tokens", status_code=204)
+def revoke_token(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    request.app.state.service.tokens.verify(
+        request.headers.get("X-Subject-Token", ""), subject=True
+    )
+    return Response(status_code=204)
+
+
+@router.get("/v3/auth/catalog")
+def token_catalog(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    return {
+        "catalog": catalog(base_url_of(request), ctx.project_id),
+        "links": {"self": str(request.url)},
+    }
+
+
+# -- projects ----------------------------------------------------------------------------
+
+
+def _project(request: Request, project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "domain_id": project.domain_id,
+        "description": project.description,
+        "enabled": project.enabled,
+        "is_domain": False,
+        "parent_id": project.domain_id,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{base_url_of(request)}/identity/v3/projects/{project.id}"},
+    }
+
+
+def _projects_of_user(session: Any, user_id: str) -> list[Project]:
+    return list(
+        session.scalars(
+            select(Project)
+            .join(RoleAssignment, RoleAssignment.project_id == Project.id)
+            .where(RoleAssignment.user_id == user_id)
+            .distinct()
+        )
+    )
+
+
+@router.get("/v3/auth/projects")
+def my_projects(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    with request.app.state.service.db.read() as session:
+        projects = _projects_of_user(session, ctx.user_id)
+        return {
+            "projects": [_project(request, p) for p in projects],
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+
+
+@router.get("/v3/users/{user_id}/projects")
+def user_projects(
+    request: Request, user_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    if user_id != ctx.user_id:
+        ctx.require_admin("identity:list_user_projects")
+    with request.app.state.service.db.read() as session:
+        return {
+            "projects": [_project(request, p) for p in _projects_of_user(session, user_id)],
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+
+
+@router.get("/v3/projects")
+def list_projects(
+    request: Request,
+    name: str | None = None,
+    domain_id: str | None = None,
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    with request.app.state.service.db.read() as session:
+        query = select(Project).order_by(Project.name)
+        if name:
+            query = query.where(Project.name == name)
+        if domain_id:
+            query = query.where(Project.domain_id == domain_id)
+        projects = list(session.scalars(query))
+        if not ctx.is_admin:
+            mine = {p.id for p in _projects_of_user(session, ctx.user_id)}
+            projects = [p for p in projects if p.id in mine]
+        return {
+            "projects": [_project(request, p) for p in projects],
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+
+
+@router.post("/v3/projects", status_code=201)
+def create_project(
+    request: Request, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    ctx.require_admin("identity:create_project")
+    ref = body.get("project")
+    if not isinstance(ref, dict) or not str(ref.get("name", "")).strip():
+        raise BadRequest("Invalid input for field 'project': a project needs a 'name'.")
+    with request.app.state.service.db.session() as session:
+        project = ids.create_project(
+            session,
+            str(ref["name"]),
+            str(ref.get("description") or ""),
+            str(ref.get("domain_id") or "default"),
+        )
+        project.enabled = bool(ref.get("enabled", True))
+        return {"project": _project(request, project)}
+
+
+def _get_project(session: Any, project_id: str) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"Could not find project: {project_id}.")
+    return project
+
+
+@router.get("/v3/projects/{project_id}")
+def show_project(
+    request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    if project_id != ctx.project_id:
+        ctx.require_admin("identity:get_project")
+    with request.app.state.service.db.read() as session:
+        return {"project": _project(request, _get_project(session, project_id))}
+
+
+@router.patch("/v3/projects/{project_id}")
+def update_project(
+    request: Request,
+    project_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    ctx.require_admin("identity:update_project")
+    ref = body.get("project") or {}
+    with request.app.state.service.db.session() as session:
+        project = _get_project(session, project_id)
+        for key in ("name", "description", "enabled"):
+            if key in ref:
+                setattr(project, key, ref[key])
+        return {"project": _project(request, project)}
+
+
+@router.delete("/v3/projects/{project_id}", status_code=204)
+def delete_project(
+    request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    ctx.require_admin("identity:delete_project")
+    with request.app.state.service.db.session() as session:
+        project = _get_project(session, project_id)
+        session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project_id))
+        session.delete(project)
+    return Response(status_code=204)
+
+
+# -- users ---------------------------------------------------------------------------------
+
+
+def _user(request: Request, user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "domain_id": user.domain_id,
+        "default_project_id": user.default_project_id,
+        "email": user.email,
+        "enabled": user.enabled,
+        "password_expires_at": None,
+        "options": {},
+        "links": {"self": f"{base_url_of(request)}/identity/v3/users/{user.id}"},
+    }
+
+
+def _get_user(session: Any, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"Could not find user: {user_id}.")
+    return user
+
+
+@router.get("/v3/users")
+def list_users(
+    request: Request, name: str | None = None, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    ctx.require_admin("identity:list_users")
+    with request.app.state.service.db.read() as session:
+        query = select(User).order_by(User.name)
+        if name:
+            query = query.where(User.name == name)
+        return {
+            "users": [_user(request, u) for u in session.scalars(query)],
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+
+
+@router.post("/v3/users", status_code=201)
+def create_user(
+    request: Request, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    ctx.require_admin("identity:create_user")
+    ref = body.get("user")
+    if not isinstance(ref, dict) or not str(ref.get("name", "")).strip():
+        raise BadRequest("Invalid input for field 'user': a user needs a 'name'.")
+    with request.app.state.service.db.session() as session:
+        project_id = ref.get("default_project_id")
+        if project_id:
+            _get_project(session, project_id)
+        user = ids.create_user(
+            session,
+            str(ref["name"]),
+            str(ref.get("password") or ""),
+            default_project_id=project_id,
+            email=ref.get("email"),
+            domain_id=str(ref.get("domain_id") or "default"),
+        )
+        user.enabled = bool(ref.get("enabled", True))
+        return {"user": _user(request, user)}
+
+
+@router.get("/v3/users/{user_id}")
+def show_user(
+    request: Request, user_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    if user_id != ctx.user_id:
+        ctx.require_admin("identity:get_user")
+    with request.app.state.service.db.read() as session:
+        return {"user": _user(request, _get_user(session, user_id))}
+
+
+@router.patch("/v3/users/{user_id}")
+def update_user(
+    request: Request, user_id: str, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    ctx.require_admin("identity:update_user")
+    ref = body.get("user") or {}
+    with request.app.state.service.db.session() as session:
+        user = _get_user(session, user_id)
+        for key in ("name", "email", "enabled", "default_project_id"):
+            if key in ref:
+                setattr(user, key, ref[key])
+        if ref.get("password"):
+            user.password_hash = ids.hash_password(str(ref["password"]))
+        return {"user": _user(request, user)}
+
+
+@router.delete("/v3/users/{user_id}", status_code=204)
+def delete_user(
+    request: Request, user_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    ctx.require_admin("identity:delete_user")
+    with request.app.state.service.db.session() as session:
+        user = _get_user(session, user_id)
+        session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user_id))
+        session.delete(user)
+    return Response(status_code=204)
+
+
+# -- roles -----------------------------------------------------------------------------------
+
+
+def _role(request: Request, role: str) -> dict[str, Any]:
+    role_id = ids.ROLE_IDS[role]
+    return {
+        "id": role_id,
+        "name": role,
+        "domain_id": None,
+        "description": None,
+        "options": {},
+        "links": {"self": f"{base_url_of(request)}/identity/v3/roles/{role_id}"},
+    }
+
+
+def _role_name(role_ref: str) -> str:
+    for name, role_id in ids.ROLE_IDS.items():
+        if role_ref in (name, role_id):
+            return name
+    raise NotFound(f"Could not find role: {role_ref}.")
+
+
+@router.get("/v3/roles")
+def list_roles(
+    request: Request, name: str | None = None, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    roles = [r for r in ids.ROLES if name in (None, r)]
+    return {
+        "roles": [_role(request, r) for r in roles],
+        "links": {"self": str(request.url), "next": None, "previous": None},
+    }
+
+
+@router.get("/v3/roles/{role_id}")
+def show_role(
+    request: Request, role_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    return {"role": _role(request, _role_name(role_id))}
+
+
+@router.put("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", status_code=204)
+def grant_role(
+    request: Request,
+    project_id: str,
+    user_id: str,
+    role_id: str,
+    ctx: RequestContext = Depends(get_context),
+) -> Response:
+    ctx.require_admin("identity:create_grant")
+    with request.app.state.service.db.session() as session:
+        _get_project(session, project_id)
+        _get_user(session, user_id)
+        ids.assign_role(session, user_id, project_id, _role_name(role_id))
+    return Response(status_code=204)
+
+
+@router.head("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", status_code=204)
+def check_grant(
+    request: Request,
+    project_id: str,
+    user_id: str,
+    role_id: str,
+    ctx: RequestContext = Depends(get_context),
+) -> Response:
+    ctx.require_admin("identity:check_grant")
+    with request.app.state.service.db.read() as session:
+        if session.get(RoleAssignment, (user_id, project_id, _role_name(role_id))) is None:
+            raise NotFound(f"User {user_id} has no role {role_id} on project {project_id}.")
+    return Response(status_code=204)
+
+
+@router.delete("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", status_code=204)
+def revoke_role(
+    request: Request,
+    project_id: str,
+    user_id: str,
+    role_id: str,
+    ctx: RequestContext = Depends(get_context),
+) -> Response:
+    ctx.require_admin("identity:revoke_grant")
+    with request.app.state.service.db.session() as session:
+        assignment = session.get(RoleAssignment, (user_id, project_id, _role_name(role_id)))
+        if assignment is None:
+            raise NotFound(f"User {user_id} has no role {role_id} on project {project_id}.")
+        session.delete(assignment)
+    return Response(status_code=204)
+
+
+@router.get("/v3/projects/{project_id}/users/{user_id}/roles")
+def list_grants(
+    request: Request, project_id: str, user_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    if user_id != ctx.user_id:
+        ctx.require_admin("identity:list_grants")
+    with request.app.state.service.db.read() as session:
+        roles = session.scalars(
+            select(RoleAssignment.role).where(
+                RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
+            )
+        )
+        return {
+            "roles": [_role(request, r) for r in roles],
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+
+
+@router.get("/v3/role_assignments")
+def role_assignments(
+    request: Request,
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    params = request.query_params
+    user_filter = params.get("user.id")
+    project_filter = params.get("scope.project.id")
+    if user_filter != ctx.user_id:
+        ctx.require_admin("identity:list_role_assignments")
+    include_names = params.get("include_names", "").lower() in ("1", "true", "")
+    with request.app.state.service.db.read() as session:
+        query = (
+            select(RoleAssignment, User, Project)
+            .join(User, User.id == RoleAssignment.user_id)
+            .join(Project, Project.id == RoleAssignment.project_id)
+        )
+        if user_filter:
+            query = query.where(RoleAssignment.user_id == user_filter)
+        if project_filter:
+            query = query.where(RoleAssignment.project_id == project_filter)
+        if params.get("role.id"):
+            query = query.where(RoleAssignment.role == _role_name(params["role.id"]))
+        out = []
+        for assignment, user, project in session.execute(query):
+            role = {"id": ids.ROLE_IDS[assignment.role]}
+            user_ref: dict[str, Any] = {"id": user.id}
+            project_ref: dict[str, Any] = {"id": project.id}
+            if include_names and "include_names" in params:
+                role["name"] = assignment.role
+                user_ref.update(name=user.name, domain=DOMAIN)
+                project_ref.update(name=project.name, domain=DOMAIN)
+            out.append(
+                {
+                    "role": role,
+                    "user": user_ref,
+                    "scope": {"project": project_ref},
+                    "links": {
+                        "assignment": f"{base_url_of(request)}/identity/v3/projects/"
+                        f"{project.id}/users/{user.id}/roles/{role['id']}"
+                    },
+                }
+            )
+        return {
+            "role_assignments": out,
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+
+
+# -- domains, services, endpoints, regions (read-only views of the fixed layout) ----------
+
+
+@router.get("/v3/domains")
+def list_domains(
+    request: Request, name: str | None = None, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    domains = [] if name not in (None, "Default") else [_domain(request)]
+    return {"domains": domains, "links": {"self": str(request.url), "next": None, "previous": None}}
+
+
+def _domain(request: Request) -> dict[str, Any]:
+    return {
+        **DOMAIN,
+        "description": "The default domain",
+        "enabled": True,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{base_url_of(request)}/identity/v3/domains/default"},
+    }
+
+
+@router.get("/v3/domains/{domain_id}")
+def show_domain(
+    request: Request, domain_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    if domain_id not in ("default", "Default"):
+        raise NotFound(f"Could not find domain: {domain_id}.")
+    return {"domain": _domain(request)}
+
+
+@router.get("/v3/services")
+def list_services(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    entries = catalog(base_url_of(request), ctx.project_id)
+    return {
+        "services": [
+            {"id": e["id"], "type": e["type"], "name": e["name"], "enabled": True} for e in entries
+        ],
+        "links": {"self": str(request.url)},
+    }
+
+
+@router.get("/v3/endpoints")
+def list_endpoints(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    out = []
+    for entry in catalog(base_url_of(request), "$(project_id)s"):
+        for endpoint in entry["endpoints"]:
+            out.append({**endpoint, "service_id": entry["id"], "enabled": True})
+    return {"endpoints": out, "links": {"self": str(request.url)}}
+
+
+@router.get("/v3/regions")
+def list_regions(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    return {
+        "regions": [{"id": "RegionOne", "description": "", "parent_region_id": None}],
+        "links": {"self": str(request.url)},
+    }

@@ -1,0 +1,93 @@
+"""Site health: a loop that asks every enabled site's driver `check()` and records
+up/degraded/down, the last error, last seen time, capacity and usage. A site that
+comes back gets its waiting work woken at once, so it converges by itself."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select
+
+from isthmus.engine.queue import wake_site
+from isthmus.errors import SiteError
+from isthmus.sites.registry import SiteRegistry
+from isthmus.store import repo
+from isthmus.store.db import Database
+from isthmus.store.tables import Site
+
+log = logging.getLogger(__name__)
+
+
+def check_site(db: Database, sites: SiteRegistry, name: str) -> str:
+    """Check one site now and record the result; returns its health."""
+    try:
+        report = sites.get(name).check()
+        health, error, capacity, usage = (
+            report.health,
+            (report.message or None),
+            report.capacity,
+            report.usage,
+        )
+        data_plane = report.data_plane
+    except SiteError as exc:
+        health, error, capacity, usage, data_plane = "down", str(exc), None, None, None
+    except Exception as exc:  # a driver bug must not stop health checks
+        log.exception("health check of %s failed", name)
+        health, error, capacity, usage, data_plane = (
+            "down",
+            f"check failed: {exc}",
+            None,
+            None,
+            None,
+        )
+    with db.session() as session:
+        site = session.get(Site, name)
+        if site is None:
+            return "removed"
+        came_back = site.health == "down" and health != "down"
+        site.health = health
+        site.last_error = error
+        if health != "down":
+            site.last_seen = repo.utcnow()
+            site.capacity = capacity or {}
+            site.usage = usage or {}
+            site.data_plane = data_plane or site.data_plane
+        if came_back:
+            wake_site(session, name)
+    return health
+
+
+class HealthMonitor:
+    """Checks every enabled site every `interval` seconds in a thread."""
+
+    def __init__(self, db: Database, sites: SiteRegistry, interval: float = 2.0) -> None:
+        self.db = db
+        self.sites = sites
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check_all(self) -> None:
+        with self.db.read() as session:
+            names = list(session.scalars(select(Site.name).where(Site.enabled.is_(True))))
+        for name in names:
+            check_site(self.db, self.sites, name)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="isthmus-health", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_all()
+            except Exception:
+                log.exception("health loop failed")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)

@@ -1,0 +1,129 @@
+"""The work queue: one row per (resource, site) in table `work`.
+
+- `enqueue` is called in the same transaction that changes intent; a second request
+  for the same pair bumps `seq` instead of adding a row.
+- `claim` leases ready rows to one worker. On PostgreSQL it uses
+  FOR UPDATE SKIP LOCKED so several processes never take the same row; on SQLite
+  the transaction itself is exclusive (BEGIN IMMEDIATE).
+- A lease expires unless renewed, so work held by a killed process is taken
+  over by the next worker after `LEASE_SECONDS`.
+- `complete` drops the row unless a newer request arrived meanwhile; `retry_later`
+  releases it with a delay.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from isthmus.store.tables import Site, Work
+
+LEASE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    id: int
+    resource_id: str
+    kind: str
+    site: str
+    seq: int
+    attempts: int
+
+
+def enqueue(session: Session, resource_id: str, kind: str, site: str, delay: float = 0.0) -> None:
+    """Ask for (resource, site) to be reconciled, at the earliest after `delay` s."""
+    now = time.time()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Work).values(
+        resource_id=resource_id,
+        kind=kind,
+        site=site,
+        seq=1,
+        not_before=now + delay,
+        attempts=0,
+        lease_until=0.0,
+        created_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Work.resource_id, Work.site],
+        set_={"seq": Work.seq + 1, "not_before": now + delay, "attempts": 0},
+    )
+    session.execute(stmt)
+
+
+def claim(session: Session, owner: str, limit: int) -> list[WorkItem]:
+    """Lease up to `limit` ready rows of sites that are not down to `owner`."""
+    now = time.time()
+    down_sites = select(Site.name).where(Site.health == "down")
+    query = (
+        select(Work)
+        .where(Work.not_before <= now, Work.lease_until < now, Work.site.not_in(down_sites))
+        .order_by(Work.not_before, Work.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Work)
+    rows = session.scalars(query).all()
+    if not rows:
+        return []
+    session.execute(
+        update(Work)
+        .where(Work.id.in_([row.id for row in rows]))
+        .values(lease_owner=owner, lease_until=now + LEASE_SECONDS)
+    )
+    return [WorkItem(r.id, r.resource_id, r.kind, r.site, r.seq, r.attempts) for r in rows]
+
+
+def renew(session: Session, owner: str) -> None:
+    """Extend every lease `owner` holds."""
+    session.execute(
+        update(Work)
+        .where(Work.lease_owner == owner)
+        .values(lease_until=time.time() + LEASE_SECONDS)
+    )
+
+
+def complete(session: Session, item: WorkItem) -> None:
+    """Done with `item`: drop it, or keep it for another pass if re-requested."""
+    result = session.execute(delete(Work).where(Work.id == item.id, Work.seq == item.seq))
+    if result.rowcount == 0:
+        session.execute(
+            update(Work).where(Work.id == item.id).values(lease_owner=None, lease_until=0.0)
+        )
+
+
+def retry_later(
+    session: Session, item: WorkItem, delay: float, error: str | None, count_attempt: bool = True
+) -> None:
+    """Release `item` to run again after `delay` (at once if re-requested meanwhile)."""
+    now = time.time()
+    session.execute(
+        update(Work)
+        .where(Work.id == item.id)
+        .values(
+            lease_owner=None,
+            lease_until=0.0,
+            not_before=case((Work.seq == item.seq, now + delay), else_=now),
+            attempts=Work.attempts + (1 if count_attempt else 0),
+            last_error=error,
+        )
+    )
+
+
+def wake_site(session: Session, site: str) -> None:
+    """Make every waiting row of `site` ready now (the site came back)."""
+    session.execute(
+        update(Work)
+        .where(Work.site == site, Work.not_before > time.time())
+        .values(not_before=time.time())
+    )
+
+
+def pending_count(session: Session) -> int:
+    return len(session.scalars(select(Work.id)).all())

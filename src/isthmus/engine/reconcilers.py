@@ -1,0 +1,311 @@
+"""Reconcilers: for one resource kind, what should exist in a given site.
+
+A reconciler only reads the store (in `plan`) and names follow-up work (in
+`after`); the worker (engine/worker.py) calls the driver and records the result.
+
+`plan(session, resource, site)` answers: should the resource be present in the
+site, with which driver spec, and which other resources must be present there
+first (`needs`; the worker enqueues those and waits). A resource is present in a
+site when it is not being deleted and something there needs it:
+- server, volume, snapshot, port: their `site` column names it;
+- network: a live port of it is placed in the site; subnet: its network is there;
+- security group: a live port in the site uses it; image: a live server there boots
+  from it.
+Leaving a site waits for what hangs off it there (ports before networks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from isthmus.engine.queue import enqueue
+from isthmus.sites.base import (
+    FixedIp,
+    ImageSpec,
+    NetworkSpec,
+    Observed,
+    PortSpec,
+    SecurityGroupSpec,
+    SecurityRule,
+    ServerSpec,
+    SnapshotSpec,
+    Spec,
+    SubnetSpec,
+    VolumeSpec,
+)
+from isthmus.store.tables import Binding, Resource
+
+TRANSIENT = {"BUILD", "REBOOT", "creating", "saving", "attaching", "detaching"}
+
+
+@dataclass
+class Plan:
+    present: bool
+    spec: Spec | None = None
+    needs: list[tuple[str, str]] = field(default_factory=list)  # (resource id, kind)
+    waits_for: list[tuple[str, str]] = field(default_factory=list)  # must leave first
+
+
+def is_bound(session: Session, resource_id: str, site: str) -> bool:
+    return session.get(Binding, (resource_id, site)) is not None
+
+
+def _live(kind: str):  # noqa: ANN202 - a SQLAlchemy clause
+    return (Resource.kind == kind) & (Resource.deleting.is_(False))
+
+
+def network_needed(session: Session, network_id: str, site: str) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    _live("port"), Resource.parent_id == network_id, Resource.site == site
+                )
+            )
+        )
+    )
+
+
+def _bound_ports_of_network(session: Session, network_id: str, site: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Resource.id)
+            .join(Binding, Binding.resource_id == Resource.id)
+            .where(Resource.kind == "port", Resource.parent_id == network_id, Binding.site == site)
+        )
+    )
+
+
+def _subnets_of(session: Session, network_id: str, live_only: bool = True) -> list[Resource]:
+    query = select(Resource).where(Resource.kind == "subnet", Resource.parent_id == network_id)
+    if live_only:
+        query = query.where(Resource.deleting.is_(False))
+    return list(session.scalars(query))
+
+
+def plan(session: Session, resource: Resource | None, kind: str, site: str) -> Plan:
+    """What `resource` (None: already purged) should be in `site`."""
+    if resource is None:
+        return Plan(present=False)
+    planner = PLANNERS[kind]
+    return planner(session, resource, site)
+
+
+def _plan_network(session: Session, net: Resource, site: str) -> Plan:
+    if not net.deleting and network_needed(session, net.id, site):
+        spec = NetworkSpec(
+            isthmus_id=net.id,
+            name=net.name,
+            mtu=int(net.spec.get("mtu", 1450)),
+            segmentation_id=net.spec.get("segmentation_id"),
+        )
+        return Plan(True, spec)
+    waits = [(p, "port") for p in _bound_ports_of_network(session, net.id, site)]
+    waits += [
+        (s.id, "subnet")
+        for s in _subnets_of(session, net.id, live_only=False)
+        if is_bound(session, s.id, site)
+    ]
+    return Plan(False, waits_for=waits)
+
+
+def _plan_subnet(session: Session, subnet: Resource, site: str) -> Plan:
+    network_id = subnet.parent_id or ""
+    if not subnet.deleting and network_needed(session, network_id, site):
+        spec = SubnetSpec(
+            isthmus_id=subnet.id,
+            name=subnet.name,
+            network_id=network_id,
+            cidr=subnet.spec["cidr"],
+            ip_version=int(subnet.spec.get("ip_version", 4)),
+            gateway_ip=subnet.spec.get("gateway_ip"),
+            enable_dhcp=bool(subnet.spec.get("enable_dhcp", True)),
+        )
+        return Plan(True, spec, needs=[(network_id, "network")])
+    waits = [(p, "port") for p in _bound_ports_of_network(session, network_id, site)]
+    return Plan(False, waits_for=waits)
+
+
+def _plan_port(session: Session, port: Resource, site: str) -> Plan:
+    if port.deleting or port.site != site:
+        return Plan(False)
+    fixed_ips = tuple(
+        FixedIp(f["subnet_id"], f["ip_address"]) for f in port.spec.get("fixed_ips", [])
+    )
+    groups = tuple(port.spec.get("security_groups", []))
+    spec = PortSpec(
+        isthmus_id=port.id,
+        name=port.name,
+        network_id=port.parent_id or "",
+        mac_address=port.spec.get("mac_address", ""),
+        fixed_ips=fixed_ips,
+        security_group_ids=groups,
+        admin_state_up=bool(port.spec.get("admin_state_up", True)),
+    )
+    needs = [(port.parent_id or "", "network")]
+    needs += [(f.subnet_id, "subnet") for f in fixed_ips]
+    needs += [(g, "security_group") for g in groups]
+    return Plan(True, spec, needs=needs)
+
+
+def _plan_security_group(session: Session, group: Resource, site: str) -> Plan:
+    if group.deleting:
+        return Plan(False)
+    ports = session.scalars(select(Resource.spec).where(_live("port"), Resource.site == site))
+    if not any(group.id in (spec or {}).get("security_groups", []) for spec in ports):
+        return Plan(False)
+    rules = session.scalars(
+        select(Resource)
+        .where(_live("security_group_rule"), Resource.parent_id == group.id)
+        .order_by(Resource.created_at)
+    )
+    spec = SecurityGroupSpec(
+        isthmus_id=group.id,
+        name=group.name,
+        rules=tuple(
+            SecurityRule(
+                direction=r.spec["direction"],
+                ethertype=r.spec.get("ethertype", "IPv4"),
+                protocol=r.spec.get("protocol"),
+                port_range_min=r.spec.get("port_range_min"),
+                port_range_max=r.spec.get("port_range_max"),
+                remote_ip_prefix=r.spec.get("remote_ip_prefix"),
+                remote_group_id=r.spec.get("remote_group_id"),
+            )
+            for r in rules
+        ),
+    )
+    return Plan(True, spec)
+
+
+def _plan_image(session: Session, image: Resource, site: str) -> Plan:
+    used = session.scalar(
+        select(
+            exists().where(
+                _live("server"),
+                Resource.site == site,
+                Resource.spec["image_id"].as_string() == image.id,
+            )
+        )
+    )
+    if not used or image.status != "active":
+        return Plan(False)
+    spec = ImageSpec(
+        isthmus_id=image.id,
+        name=image.name,
+        disk_format=image.spec.get("disk_format") or "raw",
+        container_format=image.spec.get("container_format") or "bare",
+        size=int(image.spec.get("size") or 0),
+        checksum=image.spec.get("checksum") or "",
+        data_path=image.spec.get("data_path", ""),
+    )
+    return Plan(True, spec)
+
+
+def _plan_server(session: Session, server: Resource, site: str) -> Plan:
+    if server.deleting or server.site != site:
+        return Plan(False)
+    ports = session.scalars(
+        select(Resource).where(
+            Resource.kind == "port", Resource.device_id == server.id, Resource.deleting.is_(False)
+        )
+    )
+    port_ids = tuple(p.id for p in sorted(ports, key=lambda p: (p.spec.get("nic_index", 0), p.id)))
+    s = server.spec
+    spec = ServerSpec(
+        isthmus_id=server.id,
+        name=server.name,
+        vcpus=int(s.get("vcpus", 1)),
+        ram_mb=int(s.get("ram_mb", 512)),
+        disk_gb=int(s.get("disk_gb", 1)),
+        image_id=s.get("image_id"),
+        port_ids=port_ids,
+        key_name=s.get("key_name"),
+        public_key=s.get("public_key"),
+        user_data=s.get("user_data"),
+        metadata=tuple(sorted((s.get("metadata") or {}).items())),
+        power_on=bool(s.get("power_on", True)),
+        reboot_count=int(s.get("reboot_count", 0)),
+    )
+    needs = [(p, "port") for p in port_ids]
+    if spec.image_id:
+        needs.append((spec.image_id, "image"))
+    return Plan(True, spec, needs=needs)
+
+
+def _plan_volume(session: Session, volume: Resource, site: str) -> Plan:
+    if volume.deleting or volume.site != site:
+        return Plan(False)
+    attached = volume.device_id
+    spec = VolumeSpec(
+        isthmus_id=volume.id,
+        name=volume.name,
+        size_gb=int(volume.spec.get("size", 1)),
+        volume_type=volume.spec.get("volume_type"),
+        snapshot_id=volume.spec.get("snapshot_id"),
+        attached_server_id=attached,
+        device=volume.spec.get("device"),
+    )
+    needs = [(attached, "server")] if attached else []
+    if spec.snapshot_id:
+        needs.append((spec.snapshot_id, "snapshot"))
+    return Plan(True, spec, needs=needs)
+
+
+def _plan_snapshot(session: Session, snapshot: Resource, site: str) -> Plan:
+    if snapshot.deleting or snapshot.site != site:
+        return Plan(False)
+    spec = SnapshotSpec(
+        isthmus_id=snapshot.id, name=snapshot.name, volume_id=snapshot.parent_id or ""
+    )
+    return Plan(True, spec, needs=[(snapshot.parent_id or "", "volume")])
+
+
+PLANNERS = {
+    "network": _plan_network,
+    "subnet": _plan_subnet,
+    "port": _plan_port,
+    "security_group": _plan_security_group,
+    "image": _plan_image,
+    "server": _plan_server,
+    "volume": _plan_volume,
+    "snapshot": _plan_snapshot,
+}
+
+SITE_KINDS = frozenset(PLANNERS)
+
+
+def resource_status(kind: str, observed: Observed) -> str | None:
+    """The resource status a site observation implies (None: leave it alone)."""
+    if kind in ("server", "volume", "snapshot"):
+        return observed.status
+    if kind == "port":
+        return "ACTIVE"
+    return None
+
+
+def after(
+    session: Session,
+    kind: str,
+    resource: Resource | None,
+    resource_id: str,
+    site: str,
+    present: bool,
+) -> None:
+    """Follow-up work once (resource, site) was applied."""
+    if kind == "network" and present:
+        for subnet in _subnets_of(session, resource_id):
+            if not is_bound(session, subnet.id, site):
+                enqueue(session, subnet.id, "subnet", site)
+    if kind == "port" and not present and resource is not None:
+        if resource.parent_id:
+            enqueue(session, resource.parent_id, "network", site)
+        for group in resource.spec.get("security_groups", []):
+            enqueue(session, group, "security_group", site)
+    if kind == "server" and not present and resource is not None:
+        image_id = resource.spec.get("image_id")
+        if image_id and is_bound(session, image_id, site):
+            enqueue(session, image_id, "image", site)

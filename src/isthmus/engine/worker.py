@@ -1,0 +1,259 @@
+"""The engine's workers: claim work, plan, call the site driver, record the result.
+
+Each work item goes through three short steps so no database transaction is held
+across a site call:
+1. read: load the resource and plan it for the site (engine/reconcilers.py);
+2. act: `driver.ensure(spec)` or `driver.delete(kind, id)`;
+3. write: record the binding and the observed status, purge a deleted resource
+   once no site holds it, enqueue follow-ups, and complete or retry the item.
+A crash between 2 and 3 leaves the item leased; the lease runs out and the next
+worker repeats it, and the driver finds the object by its Isthmus id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from isthmus.engine import queue
+from isthmus.engine.reconcilers import TRANSIENT, Plan, after, is_bound, plan, resource_status
+from isthmus.engine.retry import RetryPolicy
+from isthmus.errors import PermanentError, SiteError, SiteUnavailable, TemporaryError
+from isthmus.sites.base import Observed
+from isthmus.sites.registry import SiteRegistry
+from isthmus.store import repo
+from isthmus.store.db import Database
+from isthmus.store.tables import Binding, Resource, Work
+
+log = logging.getLogger(__name__)
+
+POLL_TRANSIENT_SECONDS = 0.5
+WAIT_FOR_NEEDS_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    workers: int = 4
+    batch: int = 16
+    idle_poll_seconds: float = 0.5
+    retry: RetryPolicy = RetryPolicy()
+
+
+class Engine:
+    """Worker threads draining the work queue of one database."""
+
+    def __init__(
+        self,
+        db: Database,
+        sites: SiteRegistry,
+        options: EngineOptions | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.sites = sites
+        self.options = options or EngineOptions()
+        self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        for index in range(self.options.workers):
+            thread = threading.Thread(
+                target=self._work_loop, name=f"isthmus-worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        renewer = threading.Thread(target=self._renew_loop, name="isthmus-lease", daemon=True)
+        renewer.start()
+        self._threads.append(renewer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        """New work was committed: let idle workers look at once."""
+        self._wake.set()
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_batch()
+            except Exception:  # a broken database connection must not kill the worker
+                log.exception("engine batch failed")
+                done = 0
+            if done == 0:
+                self._wake.wait(self.options.idle_poll_seconds)
+                self._wake.clear()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(queue.LEASE_SECONDS / 3):
+            try:
+                with self.db.session() as session:
+                    queue.renew(session, self.owner)
+            except Exception:
+                log.exception("lease renewal failed")
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def run_batch(self) -> int:
+        """Claim and process up to `batch` ready items; returns how many."""
+        with self.db.session() as session:
+            items = queue.claim(session, self.owner, self.options.batch)
+        for item in items:
+            self.process(item)
+        return len(items)
+
+    def run_until_idle(self, timeout: float = 30.0) -> bool:
+        """Process ready work in this thread until none is ready (for tools and tests)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.run_batch() == 0:
+                with self.db.read() as session:
+                    waiting = session.scalar(select(func.min(Work.not_before)))
+                if waiting is None:
+                    return True
+                time.sleep(min(0.05, max(0.0, waiting - time.time())))
+        return False
+
+    def process(self, item: queue.WorkItem) -> None:
+        try:
+            self._process(item)
+        except Exception as exc:  # never lose the item: retry with backoff
+            log.exception("work item %s failed unexpectedly", item)
+            self._retry(item, f"internal error: {exc}", None)
+
+    def _process(self, item: queue.WorkItem) -> None:
+        # 1. read
+        with self.db.read() as session:
+            resource = session.get(Resource, item.resource_id)
+            generation = resource.generation if resource else 0
+            the_plan = plan(session, resource, item.kind, item.site)
+            binding = session.get(Binding, (item.resource_id, item.site))
+            missing = [
+                (rid, kind) for rid, kind in the_plan.needs if not is_bound(session, rid, item.site)
+            ]
+            leaving = [(rid, kind) for rid, kind in the_plan.waits_for]
+            up_to_date = (
+                binding is not None
+                and the_plan.present
+                and binding.applied_generation == generation
+                and binding.observed_status not in TRANSIENT
+                and not binding.last_error
+            )
+        if missing or leaving:
+            self._wait_for(item, missing + leaving, the_plan)
+            return
+        if up_to_date:
+            with self.db.session() as session:
+                queue.complete(session, item)
+            return
+        # 2. act
+        driver = self.sites.get(item.site)
+        observed: Observed | None = None
+        try:
+            if the_plan.present:
+                assert the_plan.spec is not None
+                observed = driver.ensure(the_plan.spec)
+            else:
+                driver.delete(item.kind, item.resource_id)
+        except PermanentError as exc:
+            self._record_failure(item, str(exc))
+            return
+        except (SiteUnavailable, TemporaryError, SiteError) as exc:
+            self._retry(item, str(exc), exc)
+            return
+        # 3. write
+        self._record(item, the_plan, generation, observed)
+
+    def _wait_for(
+        self, item: queue.WorkItem, others: list[tuple[str, str]], the_plan: Plan
+    ) -> None:
+        with self.db.session() as session:
+            for resource_id, kind in others:
+                queue.enqueue(session, resource_id, kind, item.site)
+            what = ", ".join(f"{kind} {rid}" for rid, kind in others)
+            verb = "waiting for" if the_plan.present else "waiting for removal of"
+            queue.retry_later(
+                session, item, WAIT_FOR_NEEDS_SECONDS, f"{verb} {what}", count_attempt=False
+            )
+        self.wake()
+
+    def _record(
+        self, item: queue.WorkItem, the_plan: Plan, generation: int, observed: Observed | None
+    ) -> None:
+        transient = False
+        with self.db.session() as session:
+            resource = session.get(Resource, item.resource_id)
+            binding = session.get(Binding, (item.resource_id, item.site))
+            if observed is not None:
+                if binding is None:
+                    binding = Binding(resource_id=item.resource_id, site=item.site, kind=item.kind)
+                    session.add(binding)
+                binding.site_resource_id = observed.site_id
+                binding.applied_generation = generation
+                binding.observed_status = observed.status
+                binding.last_error = observed.fault
+                binding.updated_at = repo.utcnow()
+                transient = observed.status in TRANSIENT
+                if resource is not None and not resource.deleting:
+                    status = resource_status(item.kind, observed)
+                    if status and status != resource.status:
+                        resource.status = status
+                    if resource.observed:
+                        resource.observed = {}
+            elif binding is not None:
+                session.delete(binding)
+                session.flush()
+            after(session, item.kind, resource, item.resource_id, item.site, observed is not None)
+            if (
+                resource is not None
+                and resource.deleting
+                and not repo.bound_sites(session, resource.id)
+            ):
+                repo.purge(session, resource)
+            if transient:
+                queue.retry_later(session, item, POLL_TRANSIENT_SECONDS, None, count_attempt=False)
+            else:
+                queue.complete(session, item)
+        self.wake()
+
+    def _record_failure(self, item: queue.WorkItem, message: str) -> None:
+        with self.db.session() as session:
+            resource = session.get(Resource, item.resource_id)
+            binding = session.get(Binding, (item.resource_id, item.site))
+            if binding is not None:
+                binding.last_error = message
+                binding.updated_at = repo.utcnow()
+            if resource is not None and not resource.deleting:
+                resource.status = "ERROR" if item.kind in ("server", "port") else "error"
+                resource.observed = {"fault": message, "site": item.site}
+            queue.complete(session, item)
+
+    def _retry(self, item: queue.WorkItem, message: str, exc: Exception | None) -> None:
+        delay = (
+            exc.delay
+            if isinstance(exc, TemporaryError)
+            else self.options.retry.delay(item.attempts + 1)
+        )
+        with self.db.session() as session:
+            resource = session.get(Resource, item.resource_id)
+            if resource is not None:
+                resource.observed = {
+                    **resource.observed,
+                    "pending_reason": message,
+                    "site": item.site,
+                }
+            queue.retry_later(session, item, delay, message)

@@ -1,0 +1,1 @@
+"""Pure domain logic (no I/O): address management and placement."""

@@ -1,0 +1,190 @@
+"""The running service: database, site drivers, engine and health monitor, and
+the first-start bootstrap (schema, admin and demo identities, flavors, a small
+default image, the configured sites). `isthmus up` builds one and serves its API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+
+from isthmus.api.tokens import TokenSigner
+from isthmus.config import Config
+from isthmus.engine.health import HealthMonitor
+from isthmus.engine.worker import Engine, EngineOptions
+from isthmus.sites.registry import SiteRegistry
+from isthmus.store import identity, repo
+from isthmus.store.db import Database
+from isthmus.store.tables import Project, Resource, Setting, Site, User
+
+log = logging.getLogger(__name__)
+
+FLAVORS = (  # id, name, vcpus, ram MiB, disk GiB -- Nova's classic m1 set
+    ("1", "m1.tiny", 1, 512, 1),
+    ("2", "m1.small", 1, 2048, 20),
+    ("3", "m1.medium", 2, 4096, 40),
+    ("4", "m1.large", 4, 8192, 80),
+    ("5", "m1.xlarge", 8, 16384, 160),
+)
+DEFAULT_IMAGE_NAME = "isthmus-minimal"
+DEFAULT_IMAGE_BYTES = b"ISTHMUS-MINIMAL-IMAGE\n" + bytes(64 * 1024 - 22)
+
+
+class Service:
+    """Everything one Isthmus process runs; `start()` starts engine and health."""
+
+    def __init__(self, config: Config, run_engine: bool = True) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(config.database_url)
+        self.sites = SiteRegistry(self.db, config.data_dir)
+        self.engine = Engine(self.db, self.sites, EngineOptions(workers=config.workers))
+        self.health = HealthMonitor(self.db, self.sites, interval=config.health_interval)
+        self.run_engine = run_engine
+        self.tokens: TokenSigner = TokenSigner(b"")
+        self.passwords: dict[str, str] = {}
+
+    @property
+    def images_dir(self) -> Path:
+        path = self.config.data_dir / "images"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def bootstrap(self) -> None:
+        """Schema, token key, identities, flavors, default image, sites. Idempotent."""
+        self.db.migrate()
+        with self.db.session() as session:
+            key = session.get(Setting, "token_key")
+            if key is None:
+                key = Setting(key="token_key", value=secrets.token_hex(32))
+                session.add(key)
+            self.tokens = TokenSigner(bytes.fromhex(key.value))
+        self.passwords = self._bootstrap_identity()
+        self._bootstrap_flavors_and_image()
+        self._bootstrap_sites()
+
+    def start(self) -> None:
+        self.health.check_all()
+        self.health.start()
+        if self.run_engine:
+            self.engine.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.health.stop()
+        self.sites.close()
+        self.db.dispose()
+
+    def wake(self) -> None:
+        """Intent changed: let the engine look now."""
+        self.engine.wake()
+
+    # -- bootstrap pieces -------------------------------------------------------------------
+
+    def _secrets_file(self) -> Path:
+        return self.config.data_dir / "secrets.yaml"
+
+    def _bootstrap_identity(self) -> dict[str, str]:
+        path = self._secrets_file()
+        stored: dict[str, Any] = yaml.safe_load(path.read_text()) if path.exists() else {}
+        passwords = {
+            name: stored.get(name) or secrets.token_urlsafe(12) for name in ("admin", "demo")
+        }
+        with self.db.session() as session:
+            for user_name, project_name, role in (
+                ("admin", "admin", "admin"),
+                ("demo", "demo", "member"),
+            ):
+                project = session.scalar(select(Project).where(Project.name == project_name))
+                if project is None:
+                    project = identity.create_project(
+                        session, project_name, f"{project_name} project"
+                    )
+                user = session.scalar(select(User).where(User.name == user_name))
+                if user is None:
+                    user = identity.create_user(
+                        session, user_name, passwords[user_name], default_project_id=project.id
+                    )
+                elif not identity.password_matches(passwords[user_name], user.password_hash):
+                    user.password_hash = identity.hash_password(passwords[user_name])
+                identity.assign_role(session, user.id, project.id, role)
+        path.write_text(yaml.safe_dump(passwords))
+        path.chmod(0o600)
+        return passwords
+
+    def _bootstrap_flavors_and_image(self) -> None:
+        with self.db.session() as session:
+            for flavor_id, name, vcpus, ram, disk in FLAVORS:
+                if session.get(Resource, flavor_id) is None:
+                    repo.add(
+                        session,
+                        "flavor",
+                        project_id=None,
+                        name=name,
+                        status="ACTIVE",
+                        resource_id=flavor_id,
+                        spec={
+                            "vcpus": vcpus,
+                            "ram": ram,
+                            "disk": disk,
+                            "swap": 0,
+                            "ephemeral": 0,
+                            "rxtx_factor": 1.0,
+                            "is_public": True,
+                            "extra_specs": {},
+                            "description": None,
+                        },
+                    )
+            exists = session.scalar(
+                select(Resource.id).where(
+                    Resource.kind == "image", Resource.name == DEFAULT_IMAGE_NAME
+                )
+            )
+            if exists is None:
+                image = repo.add(
+                    session, "image", project_id=None, name=DEFAULT_IMAGE_NAME, status="active"
+                )
+                data_path = self.images_dir / image.id
+                data_path.write_bytes(DEFAULT_IMAGE_BYTES)
+                image.spec = {
+                    "visibility": "public",
+                    "disk_format": "raw",
+                    "container_format": "bare",
+                    "size": len(DEFAULT_IMAGE_BYTES),
+                    "data_path": str(data_path),
+                    "checksum": hashlib.md5(DEFAULT_IMAGE_BYTES, usedforsecurity=False).hexdigest(),
+                    "os_hash_algo": "sha512",
+                    "os_hash_value": hashlib.sha512(DEFAULT_IMAGE_BYTES).hexdigest(),
+                    "min_disk": 0,
+                    "min_ram": 0,
+                    "protected": False,
+                    "tags": [],
+                    "properties": {},
+                    "owner": None,
+                }
+
+    def _bootstrap_sites(self) -> None:
+        with self.db.session() as session:
+            have_any = session.scalar(select(Site.name).limit(1)) is not None
+            if have_any and not self.config.sites:
+                return  # sites added at run time are kept; config adds only missing ones
+            for site in self.config.default_sites():
+                if session.get(Site, site.name) is None:
+                    session.add(
+                        Site(
+                            name=site.name,
+                            driver=site.driver,
+                            config=site.config,
+                            enabled=True,
+                            health="unknown",
+                            created_at=repo.utcnow(),
+                        )
+                    )

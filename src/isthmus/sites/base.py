@@ -1,0 +1,183 @@
+"""The driver contract: what every kind of site (local, openstack, aws) offers.
+
+A driver translates; it decides nothing. Placement, IPAM, segment ids and quotas
+are decided above it and arrive in the specs below, fully resolved.
+
+Contract of every driver (checked by tests/contract/ against each driver):
+- `ensure(spec)` is idempotent. It first looks for the object carrying
+  `spec.isthmus_id` (a tag, name prefix or metadata) and updates it towards the
+  spec; only when none exists does it create one, tagged with that id. After it
+  returns, the site holds exactly one object for that id, shaped like the spec,
+  and the returned `Observed` describes it (its status may still be transient,
+  e.g. server BUILD: call `observe` later).
+- `delete(kind, isthmus_id)` removes the object tagged with that id. Deleting a
+  missing object succeeds. After it returns the object is gone or going.
+- `observe(kind, isthmus_id)` returns the object's current state, or None when
+  the site holds no such object. It never changes anything.
+- `inventory()` lists every object in the site that carries an Isthmus id.
+- `check()` reports health and capacity; it raises SiteUnavailable when the site
+  cannot be reached.
+- Failures are raised only as `SiteUnavailable` (retry later, site down),
+  `TemporaryError(delay)` (retry after delay) or `PermanentError` (this intent
+  cannot be realised: the resource goes ERROR with the message). Any other
+  exception from a site SDK is mapped to one of those at the driver boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What Isthmus wants in a site for one resource. Subclasses name the kind."""
+
+    kind: ClassVar[str] = ""
+    isthmus_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class NetworkSpec(Spec):
+    kind: ClassVar[str] = "network"
+    mtu: int = 1450
+    segmentation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SubnetSpec(Spec):
+    kind: ClassVar[str] = "subnet"
+    network_id: str = ""  # Isthmus id of the network (its site object must exist)
+    cidr: str = ""
+    ip_version: int = 4
+    gateway_ip: str | None = None
+    enable_dhcp: bool = True
+
+
+@dataclass(frozen=True)
+class FixedIp:
+    subnet_id: str  # Isthmus id
+    ip_address: str
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    direction: str  # ingress | egress
+    ethertype: str = "IPv4"
+    protocol: str | None = None
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = None
+    remote_group_id: str | None = None  # Isthmus id
+
+
+@dataclass(frozen=True)
+class SecurityGroupSpec(Spec):
+    kind: ClassVar[str] = "security_group"
+    rules: tuple[SecurityRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortSpec(Spec):
+    kind: ClassVar[str] = "port"
+    network_id: str = ""  # Isthmus id
+    mac_address: str = ""
+    fixed_ips: tuple[FixedIp, ...] = ()
+    security_group_ids: tuple[str, ...] = ()  # Isthmus ids
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True)
+class ImageSpec(Spec):
+    kind: ClassVar[str] = "image"
+    disk_format: str = "raw"
+    container_format: str = "bare"
+    size: int = 0
+    checksum: str = ""  # md5 hex, checked by the site after the copy
+    data_path: str = ""  # where Isthmus keeps the image data
+
+
+@dataclass(frozen=True)
+class ServerSpec(Spec):
+    kind: ClassVar[str] = "server"
+    vcpus: int = 1
+    ram_mb: int = 512
+    disk_gb: int = 1
+    image_id: str | None = None  # Isthmus id; its site object must exist
+    port_ids: tuple[str, ...] = ()  # Isthmus ids, in NIC order
+    key_name: str | None = None
+    public_key: str | None = None
+    user_data: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    power_on: bool = True
+    reboot_count: int = 0  # each increment asks for one more reboot
+
+
+@dataclass(frozen=True)
+class VolumeSpec(Spec):
+    kind: ClassVar[str] = "volume"
+    size_gb: int = 1
+    volume_type: str | None = None
+    snapshot_id: str | None = None  # Isthmus id of a snapshot to create from
+    attached_server_id: str | None = None  # Isthmus id; None means detached
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotSpec(Spec):
+    kind: ClassVar[str] = "snapshot"
+    volume_id: str = ""  # Isthmus id
+
+
+@dataclass(frozen=True)
+class Observed:
+    """An object as the site reports it."""
+
+    kind: str
+    isthmus_id: str
+    site_id: str
+    status: str  # driver-neutral: BUILD ACTIVE SHUTOFF ERROR available in-use ...
+    fault: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """Health and capacity as `check()` finds them."""
+
+    health: str  # up | degraded
+    message: str = ""
+    capacity: dict[str, int] = field(default_factory=dict)  # vcpus, ram_mb, disk_gb
+    usage: dict[str, int] = field(default_factory=dict)
+    data_plane: str = "control-plane only"
+
+
+class SiteDriver(Protocol):
+    """One site. Construct with the site's name and config; see the module contract."""
+
+    name: str
+
+    def check(self) -> SiteReport:
+        """Health and capacity; raises SiteUnavailable if the site is unreachable."""
+        ...
+
+    def ensure(self, spec: Spec) -> Observed:
+        """Make exactly one object for spec.isthmus_id exist, shaped like spec."""
+        ...
+
+    def delete(self, kind: str, isthmus_id: str) -> None:
+        """Remove the object for isthmus_id; a missing object is success."""
+        ...
+
+    def observe(self, kind: str, isthmus_id: str) -> Observed | None:
+        """Current state of the object for isthmus_id, or None; no side effects."""
+        ...
+
+    def inventory(self) -> list[Observed]:
+        """Every object in the site that carries an Isthmus id."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; the site itself is left as it is."""
+        ...

@@ -1,0 +1,262 @@
+"""`LocalDriver`: the embedded site's implementation of the driver contract
+(see sites/base.py).
+
+Config keys (all optional): `vcpus`, `ram_mb`, `disk_gb` (capacity),
+`boot_seconds` (time a server spends in BUILD), `directory` (where its state lives).
+The site can be taken down and brought back (`set_down`), which makes every call
+raise SiteUnavailable, as a powered-off cloud would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from isthmus.errors import PermanentError, SiteUnavailable, TemporaryError
+from isthmus.sites.base import (
+    ImageSpec,
+    NetworkSpec,
+    Observed,
+    PortSpec,
+    SecurityGroupSpec,
+    ServerSpec,
+    SiteReport,
+    SnapshotSpec,
+    Spec,
+    SubnetSpec,
+    VolumeSpec,
+)
+from isthmus.sites.local.state import SiteObject, SiteState
+
+DEFAULT_CAPACITY = {"vcpus": 64, "ram_mb": 131072, "disk_gb": 2000}
+
+
+class LocalDriver:
+    """The embedded site named `name`, its state under `directory`."""
+
+    def __init__(self, name: str, directory: Path, config: dict[str, Any] | None = None) -> None:
+        config = config or {}
+        self.name = name
+        self.directory = directory
+        self.capacity = {
+            key: int(config.get(key, value)) for key, value in DEFAULT_CAPACITY.items()
+        }
+        self.boot_seconds = float(config.get("boot_seconds", 0.0))
+        self.state = SiteState(directory)
+        self._down_flag = directory / "DOWN"
+
+    # -- power of the whole site (embedded sites only) --------------------------
+
+    def set_down(self, down: bool) -> None:
+        """Take the site down (every call fails with SiteUnavailable) or bring it back."""
+        if down:
+            self._down_flag.write_text("down\n")
+        else:
+            self._down_flag.unlink(missing_ok=True)
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_flag.exists()
+
+    def _reachable(self) -> None:
+        if self.is_down:
+            raise SiteUnavailable(f"embedded site {self.name} is down")
+
+    # -- contract ----------------------------------------------------------------
+
+    def check(self) -> SiteReport:
+        self._reachable()
+        return SiteReport(health="up", capacity=dict(self.capacity), usage=self._usage())
+
+    def ensure(self, spec: Spec) -> Observed:
+        self._reachable()
+        handler = {
+            "network": self._ensure_network,
+            "subnet": self._ensure_subnet,
+            "security_group": self._ensure_security_group,
+            "port": self._ensure_port,
+            "image": self._ensure_image,
+            "server": self._ensure_server,
+            "volume": self._ensure_volume,
+            "snapshot": self._ensure_snapshot,
+        }.get(spec.kind)
+        if handler is None:
+            raise PermanentError(f"embedded sites have no {spec.kind} objects")
+        return handler(spec)
+
+    def delete(self, kind: str, isthmus_id: str) -> None:
+        self._reachable()
+        for obj in self.state.find_all(kind, isthmus_id):
+            if kind == "network" and self._children("port", "network_id", isthmus_id):
+                raise TemporaryError(f"network {isthmus_id} still has ports in {self.name}", 0.5)
+            if kind == "volume" and obj.spec.get("attached_server_id"):
+                raise PermanentError(f"volume {isthmus_id} is attached; detach it first")
+            if kind == "image":
+                (self.directory / "images" / obj.site_id).unlink(missing_ok=True)
+            self.state.remove(obj.site_id)
+
+    def observe(self, kind: str, isthmus_id: str) -> Observed | None:
+        self._reachable()
+        obj = self.state.find(kind, isthmus_id)
+        return self._observed(obj) if obj else None
+
+    def inventory(self) -> list[Observed]:
+        self._reachable()
+        return [self._observed(obj) for obj in self.state.list()]
+
+    def close(self) -> None:
+        self.state.close()
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _observed(self, obj: SiteObject) -> Observed:
+        status = obj.status
+        if obj.kind == "server" and status in ("BUILD", "REBOOT") and time.time() >= obj.ready_at:
+            status = "ACTIVE" if obj.spec.get("power_on", True) else "SHUTOFF"
+        details = {"created_at": obj.created_at}
+        if obj.kind == "volume" and obj.spec.get("attached_server_id"):
+            details["attached_server_id"] = obj.spec["attached_server_id"]
+        return Observed(
+            kind=obj.kind,
+            isthmus_id=obj.tag,
+            site_id=obj.site_id,
+            status=status,
+            fault=obj.fault,
+            details=details,
+        )
+
+    def _children(self, kind: str, key: str, isthmus_id: str) -> list[SiteObject]:
+        return [o for o in self.state.list(kind) if o.spec.get(key) == isthmus_id]
+
+    def _require(self, kind: str, isthmus_id: str, for_what: str) -> SiteObject:
+        obj = self.state.find(kind, isthmus_id)
+        if obj is None:
+            raise TemporaryError(
+                f"{for_what} needs {kind} {isthmus_id}, not yet present in site {self.name}", 0.2
+            )
+        return obj
+
+    def _upsert(self, spec: Spec, status: str, ready_at: float | None = None) -> SiteObject:
+        body = asdict(spec)
+        obj = self.state.find(spec.kind, spec.isthmus_id)
+        if obj is None:
+            return self.state.create(spec.kind, spec.isthmus_id, spec.name, body, status, ready_at)
+        if obj.spec != body or obj.name != spec.name:
+            self.state.update(obj.site_id, spec=body, name=spec.name)
+            obj.spec = body
+        return obj
+
+    def _usage(self) -> dict[str, int]:
+        usage = {"vcpus": 0, "ram_mb": 0, "disk_gb": 0, "servers": 0, "volumes": 0}
+        for obj in self.state.list("server"):
+            usage["vcpus"] += int(obj.spec.get("vcpus", 0))
+            usage["ram_mb"] += int(obj.spec.get("ram_mb", 0))
+            usage["disk_gb"] += int(obj.spec.get("disk_gb", 0))
+            usage["servers"] += 1
+        for obj in self.state.list("volume"):
+            usage["disk_gb"] += int(obj.spec.get("size_gb", 0))
+            usage["volumes"] += 1
+        return usage
+
+    # -- per kind ------------------------------------------------------------------
+
+    def _ensure_network(self, spec: NetworkSpec) -> Observed:
+        return self._observed(self._upsert(spec, "ACTIVE"))
+
+    def _ensure_subnet(self, spec: SubnetSpec) -> Observed:
+        self._require("network", spec.network_id, f"subnet {spec.isthmus_id}")
+        return self._observed(self._upsert(spec, "ACTIVE"))
+
+    def _ensure_security_group(self, spec: SecurityGroupSpec) -> Observed:
+        return self._observed(self._upsert(spec, "ACTIVE"))
+
+    def _ensure_port(self, spec: PortSpec) -> Observed:
+        self._require("network", spec.network_id, f"port {spec.isthmus_id}")
+        for fixed_ip in spec.fixed_ips:
+            self._require("subnet", fixed_ip.subnet_id, f"port {spec.isthmus_id}")
+        for group_id in spec.security_group_ids:
+            self._require("security_group", group_id, f"port {spec.isthmus_id}")
+        return self._observed(self._upsert(spec, "ACTIVE"))
+
+    def _ensure_image(self, spec: ImageSpec) -> Observed:
+        obj = self.state.find("image", spec.isthmus_id)
+        if obj is not None and obj.status == "active":
+            return self._observed(obj)
+        source = Path(spec.data_path)
+        if not source.is_file():
+            raise PermanentError(f"image {spec.isthmus_id} has no data at {source}")
+        if obj is None:
+            obj = self.state.create("image", spec.isthmus_id, spec.name, asdict(spec), "saving")
+        target_dir = self.directory / "images"
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / obj.site_id
+        shutil.copyfile(source, target)
+        digest = hashlib.md5(target.read_bytes(), usedforsecurity=False).hexdigest()
+        if spec.checksum and digest != spec.checksum:
+            target.unlink(missing_ok=True)
+            raise TemporaryError(f"image {spec.isthmus_id} copy failed its checksum check", 1.0)
+        self.state.update(obj.site_id, status="active")
+        obj.status = "active"
+        return self._observed(obj)
+
+    def _ensure_server(self, spec: ServerSpec) -> Observed:
+        existing = self.state.find("server", spec.isthmus_id)
+        if existing is not None:
+            return self._observed(self._update_server(existing, spec))
+        for port_id in spec.port_ids:
+            self._require("port", port_id, f"server {spec.isthmus_id}")
+        if spec.image_id:
+            self._require("image", spec.image_id, f"server {spec.isthmus_id}")
+        usage = self._usage()
+        for key, need in (
+            ("vcpus", spec.vcpus),
+            ("ram_mb", spec.ram_mb),
+            ("disk_gb", spec.disk_gb),
+        ):
+            free = self.capacity[key] - usage[key]
+            if need > free:
+                raise PermanentError(
+                    f"No valid host was found: site {self.name} has {free} {key} free,"
+                    f" server {spec.isthmus_id} needs {need}"
+                )
+        ready_at = time.time() + self.boot_seconds
+        obj = self.state.create(
+            "server", spec.isthmus_id, spec.name, asdict(spec), "BUILD", ready_at
+        )
+        return self._observed(obj)
+
+    def _update_server(self, obj: SiteObject, spec: ServerSpec) -> SiteObject:
+        body = asdict(spec)
+        fields: dict[str, Any] = {}
+        if body["reboot_count"] > obj.spec.get("reboot_count", 0) and spec.power_on:
+            fields.update(status="REBOOT", ready_at=time.time() + self.boot_seconds)
+        elif body["power_on"] != obj.spec.get("power_on", True):
+            fields.update(status="BUILD", ready_at=time.time())
+        if body != obj.spec:
+            fields["spec"] = body
+        if fields:
+            self.state.update(obj.site_id, **fields)
+            refreshed = self.state.get(obj.site_id)
+            assert refreshed is not None
+            return refreshed
+        return obj
+
+    def _ensure_volume(self, spec: VolumeSpec) -> Observed:
+        if spec.snapshot_id:
+            self._require("snapshot", spec.snapshot_id, f"volume {spec.isthmus_id}")
+        if spec.attached_server_id:
+            self._require("server", spec.attached_server_id, f"volume {spec.isthmus_id}")
+        status = "in-use" if spec.attached_server_id else "available"
+        obj = self._upsert(spec, status)
+        if obj.status != status:
+            self.state.update(obj.site_id, status=status)
+            obj.status = status
+        return self._observed(obj)
+
+    def _ensure_snapshot(self, spec: SnapshotSpec) -> Observed:
+        self._require("volume", spec.volume_id, f"snapshot {spec.isthmus_id}")
+        return self._observed(self._upsert(spec, "available"))

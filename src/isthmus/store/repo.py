@@ -1,0 +1,139 @@
+"""Repository functions over the intent tables, shared by the API and the engine.
+
+Every change to a resource's intent goes through `add`, `change` or
+`mark_deleting`, which bump `generation` and enqueue work for the sites involved
+in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from isthmus.engine.queue import enqueue
+from isthmus.errors import NotFound
+from isthmus.store.tables import Binding, IpAllocation, MacAllocation, Resource, Work
+
+
+def utcnow() -> datetime:
+    """Now in UTC, without tzinfo (how the tables store time)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def add(
+    session: Session,
+    kind: str,
+    *,
+    project_id: str | None,
+    name: str = "",
+    status: str = "",
+    site: str | None = None,
+    parent_id: str | None = None,
+    device_id: str | None = None,
+    spec: dict[str, Any] | None = None,
+    resource_id: str | None = None,
+) -> Resource:
+    """A new resource's intent (work for its sites is enqueued by the caller)."""
+    now = utcnow()
+    resource = Resource(
+        id=resource_id or new_id(),
+        kind=kind,
+        project_id=project_id,
+        name=name or "",
+        status=status,
+        site=site,
+        parent_id=parent_id,
+        device_id=device_id,
+        generation=1,
+        deleting=False,
+        spec=spec or {},
+        observed={},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(resource)
+    return resource
+
+
+def get(
+    session: Session,
+    kind: str,
+    resource_id: str,
+    *,
+    project_id: str | None = None,
+    include_deleting: bool = False,
+) -> Resource:
+    """The resource, if the caller may see it (`project_id` None = any project)."""
+    resource = session.get(Resource, resource_id)
+    if (
+        resource is None
+        or resource.kind != kind
+        or (resource.deleting and not include_deleting)
+        or (project_id is not None and resource.project_id not in (project_id, None))
+    ):
+        raise NotFound(f"{kind.replace('_', ' ').capitalize()} {resource_id} could not be found.")
+    return resource
+
+
+def change(
+    session: Session, resource: Resource, *, sites: Iterable[str] = (), **fields: Any
+) -> Resource:
+    """Apply `fields` (columns, or `spec` merged key by key), bump the generation
+    and enqueue work for `sites` plus every site the resource is bound in."""
+    spec_update = fields.pop("spec", None)
+    for key, value in fields.items():
+        setattr(resource, key, value)
+    if spec_update:
+        resource.spec = {**resource.spec, **spec_update}
+    resource.generation += 1
+    resource.updated_at = utcnow()
+    for site in set(sites) | set(bound_sites(session, resource.id)):
+        enqueue(session, resource.id, resource.kind, site)
+    return resource
+
+
+def bound_sites(session: Session, resource_id: str) -> list[str]:
+    return list(session.scalars(select(Binding.site).where(Binding.resource_id == resource_id)))
+
+
+def mark_deleting(session: Session, resource: Resource) -> None:
+    """Accept a delete: the resource leaves every site, then its row goes.
+    With no binding and no work anywhere it goes at once."""
+    sites = set(bound_sites(session, resource.id))
+    # work may be queued or under way in a site: let the engine settle it there
+    sites |= set(session.scalars(select(Work.site).where(Work.resource_id == resource.id)))
+    if resource.site:
+        sites.add(resource.site)
+    if not sites:
+        purge(session, resource)
+        return
+    resource.deleting = True
+    resource.generation += 1
+    resource.updated_at = utcnow()
+    for site in sites:
+        enqueue(session, resource.id, resource.kind, site)
+
+
+def purge(session: Session, resource: Resource) -> None:
+    """Remove a resource row and what hangs off it (addresses, bindings)."""
+    session.execute(delete(IpAllocation).where(IpAllocation.port_id == resource.id))
+    session.execute(delete(MacAllocation).where(MacAllocation.port_id == resource.id))
+    session.execute(delete(Binding).where(Binding.resource_id == resource.id))
+    if resource.kind == "server" and resource.site:
+        from isthmus.store.placement import release, server_need
+
+        release(session, resource.site, server_need(resource.spec))
+    session.delete(resource)

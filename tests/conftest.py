@@ -1,0 +1,77 @@
+"""Shared pytest fixtures for the Isthmus test suite.
+
+Sections are delimited by banner comments; add new fixtures in a section of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.postgres import (
+    PostgresServer,
+    PostgresUnavailable,
+    create_database,
+    drop_database,
+    start_postgres,
+)
+
+# =============================================================================================
+# Databases: a throw-away PostgreSQL server per session, a fresh database per test.
+#
+#   postgres_server  session-scoped PostgresServer (tests skip, with the reason, if PostgreSQL
+#                    cannot run here, e.g. no server binaries installed; they fail instead if
+#                    ISTHMUS_REQUIRE_POSTGRES=1)
+#   db_url           SQLAlchemy URL of a fresh, empty database; every test using it runs twice,
+#                    as [sqlite] and as [postgresql]
+# =============================================================================================
+
+_postgres_unavailable: list[str] = []  # the reason, once a start was tried and failed
+_db_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the whole session, stopped and removed at its end."""
+    try:
+        server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except PostgresUnavailable as exc:
+        _postgres_unavailable.append(str(exc))
+        if os.environ.get("ISTHMUS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL unavailable and ISTHMUS_REQUIRE_POSTGRES=1: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database for this test (SQLite file or PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/isthmus.db"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"isthmus_t{next(_db_counter)}_{os.getpid()}"
+    url = create_database(server, name)
+    yield url
+    with contextlib.suppress(Exception):  # best effort: the whole server is discarded anyway
+        drop_database(server, name)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly when the PostgreSQL variants were skipped."""
+    if _postgres_unavailable:
+        terminalreporter.write_sep("=", "PostgreSQL unavailable: only SQLite was used", yellow=True)
+        terminalreporter.write_line(_postgres_unavailable[0])
+
+
+# =============================================================================================
+# (end of database fixtures)
+# =============================================================================================
