@@ -20,6 +20,7 @@ from tests.fixtures.postgres import (
     drop_database,
     start_postgres,
 )
+from tests.support import Cloud, make_service, serve_in_thread
 
 # =============================================================================================
 # Databases: a throw-away PostgreSQL server per session, a fresh database per test.
@@ -75,3 +76,36 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # =============================================================================================
 # (end of database fixtures)
 # =============================================================================================
+
+
+# =============================================================================================
+# Clouds: a bootstrapped Isthmus over three embedded sites, with its engine running.
+#
+#   cloud       in-process HTTP (TestClient), on SQLite and PostgreSQL (via db_url)
+#   live_cloud  served by uvicorn on a loopback port, with a clouds.yaml for the real
+#               openstack CLI (`cloud.clouds_yaml`, clouds `isthmus` and `isthmus-demo`); SQLite
+# =============================================================================================
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, db_url: str) -> Iterator[Cloud]:
+    service = make_service(tmp_path / "data", db_url, run_engine=True)
+    service.start()
+    try:
+        yield Cloud(service)
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def live_cloud(tmp_path: Path) -> Iterator[Cloud]:
+    service = make_service(tmp_path / "data", None, run_engine=True)
+    service.start()
+    cloud = Cloud(service)
+    server = serve_in_thread(cloud, tmp_path / "data")
+    try:
+        yield cloud
+    finally:
+        server.should_exit = True
+        server.thread.join(timeout=10)
+        service.stop()

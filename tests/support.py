@@ -14,12 +14,25 @@ from isthmus.store.placement import place, server_need
 from isthmus.store.tables import Project
 
 
-def make_service(data_dir: Path, db_url: str | None = None, sites: int = 3,
-                 boot_seconds: float = 0.0, run_engine: bool = False, **site_config: Any) -> Service:
+def make_service(
+    data_dir: Path,
+    db_url: str | None = None,
+    sites: int = 3,
+    boot_seconds: float = 0.0,
+    run_engine: bool = False,
+    **site_config: Any,
+) -> Service:
     config = Config(
-        data_dir=data_dir, database=db_url, workers=2, health_interval=0.5,
-        sites=[SiteConfig(f"site-{chr(ord('a') + i)}", "local",
-                          {"boot_seconds": boot_seconds, **site_config}) for i in range(sites)],
+        data_dir=data_dir,
+        database=db_url,
+        workers=2,
+        health_interval=0.5,
+        sites=[
+            SiteConfig(
+                f"site-{chr(ord('a') + i)}", "local", {"boot_seconds": boot_seconds, **site_config}
+            )
+            for i in range(sites)
+        ],
     )
     service = Service(config, run_engine=run_engine)
     service.bootstrap()
@@ -34,35 +47,159 @@ def project_id(service: Service, name: str = "demo") -> str:
         return session.scalar(select(Project.id).where(Project.name == name)) or ""
 
 
-def add_network(service: Service, project: str, cidr: str = "10.0.0.0/24",
-                name: str = "net") -> tuple[str, str]:
+def add_network(
+    service: Service, project: str, cidr: str = "10.0.0.0/24", name: str = "net"
+) -> tuple[str, str]:
     from isthmus.model import ipam
 
     with service.db.session() as session:
-        net = repo.add(session, "network", project_id=project, name=name, status="ACTIVE",
-                       spec={"mtu": 1450})
+        net = repo.add(
+            session, "network", project_id=project, name=name, status="ACTIVE", spec={"mtu": 1450}
+        )
         network = ipam.parse_cidr(cidr)
         gateway = ipam.default_gateway(network)
-        subnet = repo.add(session, "subnet", project_id=project, name=f"{name}-sub",
-                          parent_id=net.id, status="ACTIVE",
-                          spec={"cidr": cidr, "ip_version": network.version,
-                                "gateway_ip": gateway,
-                                "allocation_pools": ipam.default_pools(network, gateway)})
+        subnet = repo.add(
+            session,
+            "subnet",
+            project_id=project,
+            name=f"{name}-sub",
+            parent_id=net.id,
+            status="ACTIVE",
+            spec={
+                "cidr": cidr,
+                "ip_version": network.version,
+                "gateway_ip": gateway,
+                "allocation_pools": ipam.default_pools(network, gateway),
+            },
+        )
         return net.id, subnet.id
 
 
-def add_server(service: Service, project: str, network_id: str, name: str = "vm",
-               az: str | None = None, image_id: str | None = None) -> str:
+def add_server(
+    service: Service,
+    project: str,
+    network_id: str,
+    name: str = "vm",
+    az: str | None = None,
+    image_id: str | None = None,
+) -> str:
     with service.db.session() as session:
-        spec = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1, "image_id": image_id,
-                "power_on": True}
+        spec = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1, "image_id": image_id, "power_on": True}
         site = place(session, server_need(spec), az)
-        server = repo.add(session, "server", project_id=project, name=name, status="BUILD",
-                          site=site, spec=spec)
-        net = session.get(__import__("isthmus.store.tables", fromlist=["Resource"]).Resource,
-                          network_id)
+        server = repo.add(
+            session, "server", project_id=project, name=name, status="BUILD", site=site, spec=spec
+        )
+        net = session.get(
+            __import__("isthmus.store.tables", fromlist=["Resource"]).Resource, network_id
+        )
         assert net is not None
-        ports.create_port(session, net, project_id=project, device_id=server.id,
-                          device_owner=f"compute:{site}", site=site)
+        ports.create_port(
+            session,
+            net,
+            project_id=project,
+            device_id=server.id,
+            device_owner=f"compute:{site}",
+            site=site,
+        )
         enqueue(session, server.id, "server", site)
         return server.id
+
+
+# -- API clients ---------------------------------------------------------------------------
+
+
+class Cloud:
+    """A bootstrapped service with its API: `client` speaks HTTP in-process,
+    `admin`/`demo` are auth headers, `url` is set when served over real HTTP."""
+
+    def __init__(self, service: Service) -> None:
+        from fastapi.testclient import TestClient
+
+        from isthmus.api.app import create_app
+
+        self.service = service
+        self.app = create_app(service)
+        self.client = TestClient(self.app)
+        self.url = ""
+        self.clouds_yaml: Path | None = None
+        self.admin = self.headers("admin", "admin")
+        self.demo = self.headers("demo", "demo")
+
+    def token(self, user: str, project: str, password: str | None = None) -> str:
+        password = password or self.service.passwords[user]
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": user, "domain": {"id": "default"}, "password": password}
+                    },
+                },
+                "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+            }
+        }
+        response = self.client.post("/identity/v3/auth/tokens", json=body)
+        assert response.status_code == 201, response.text
+        return response.headers["X-Subject-Token"]
+
+    def headers(self, user: str, project: str, password: str | None = None) -> dict[str, str]:
+        return {"X-Auth-Token": self.token(user, project, password)}
+
+    def new_member(self, name: str) -> dict[str, str]:
+        """A new project with one member user; returns that user's auth headers."""
+        project = self.client.post(
+            "/identity/v3/projects", headers=self.admin, json={"project": {"name": name}}
+        ).json()["project"]
+        user = self.client.post(
+            "/identity/v3/users",
+            headers=self.admin,
+            json={
+                "user": {
+                    "name": name,
+                    "password": f"{name}-pw",
+                    "default_project_id": project["id"],
+                }
+            },
+        ).json()["user"]
+        role = self.client.get("/identity/v3/roles?name=member", headers=self.admin).json()[
+            "roles"
+        ][0]
+        self.client.put(
+            f"/identity/v3/projects/{project['id']}/users/{user['id']}/roles/{role['id']}",
+            headers=self.admin,
+        )
+        return self.headers(name, name, f"{name}-pw")
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Let the engine (threads or this thread) finish all ready work."""
+        assert self.service.engine.run_until_idle(timeout), "engine did not go idle"
+
+
+def serve_in_thread(cloud: Cloud, data_dir: Path) -> Any:
+    """Serve `cloud` over real HTTP on a free loopback port; returns the uvicorn server."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from isthmus.clouds import write_clouds_yaml
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(cloud.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    cloud.url = f"http://127.0.0.1:{port}"
+    cloud.service.config.public_url = cloud.url
+    cloud.clouds_yaml = write_clouds_yaml(
+        data_dir / "clouds.yaml", cloud.url, cloud.service.passwords
+    )
+    server.thread = thread  # type: ignore[attr-defined]
+    return server

@@ -1,0 +1,131 @@
+"""Global quotas per project, across all sites: a project over its limit gets
+413 at the top, whatever each site's own quota says. Limits default to
+`DEFAULTS` and can be set per project (table `quotas`); -1 means unlimited.
+
+Usage is counted from intent (what was accepted and not yet deleted) in the
+caller's transaction, so a burst of requests cannot overshoot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from isthmus.errors import BadRequest, OverQuota
+from isthmus.store.tables import Quota, Resource
+
+DEFAULTS: dict[str, int] = {
+    "instances": 100,
+    "cores": 400,
+    "ram": 1024 * 1024,  # MiB
+    "key_pairs": 100,
+    "networks": 100,
+    "subnets": 100,
+    "ports": 500,
+    "routers": 20,
+    "floatingips": 50,
+    "security_groups": 20,
+    "security_group_rules": 200,
+    "volumes": 100,
+    "gigabytes": 10000,
+    "snapshots": 100,
+}
+
+# resource name -> kind counted (with `deleting` rows, as the space is not yet free)
+KIND_OF = {
+    "instances": "server",
+    "key_pairs": "keypair",
+    "networks": "network",
+    "subnets": "subnet",
+    "ports": "port",
+    "routers": "router",
+    "floatingips": "floating_ip",
+    "security_groups": "security_group",
+    "security_group_rules": "security_group_rule",
+    "volumes": "volume",
+    "snapshots": "snapshot",
+}
+
+
+def limits(session: Session, project_id: str) -> dict[str, int]:
+    overrides = dict(
+        session.execute(
+            select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id)
+        )
+        .tuples()
+        .all()
+    )
+    return {name: int(overrides.get(name, default)) for name, default in DEFAULTS.items()}
+
+
+def set_limits(session: Session, project_id: str, values: dict[str, int]) -> dict[str, int]:
+    for name, value in values.items():
+        if name not in DEFAULTS:
+            raise BadRequest(f"Unknown quota resource {name!r}; known: {', '.join(DEFAULTS)}.")
+        if not isinstance(value, int) or value < -1:
+            raise BadRequest(f"Quota limit for {name} must be an integer >= -1.")
+        row = session.get(Quota, (project_id, name))
+        if row is None:
+            session.add(Quota(project_id=project_id, resource=name, hard_limit=value))
+        else:
+            row.hard_limit = value
+    session.flush()
+    return limits(session, project_id)
+
+
+def _count(session: Session, project_id: str, kind: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Resource)
+            .where(Resource.kind == kind, Resource.project_id == project_id)
+        )
+        or 0
+    )
+
+
+def _server_sum(session: Session, project_id: str, key: str) -> int:
+    specs = session.scalars(
+        select(Resource.spec).where(Resource.kind == "server", Resource.project_id == project_id)
+    )
+    return sum(int((spec or {}).get(key, 0)) for spec in specs)
+
+
+def _volume_gigabytes(session: Session, project_id: str) -> int:
+    specs = session.scalars(
+        select(Resource.spec).where(Resource.kind == "volume", Resource.project_id == project_id)
+    )
+    return sum(int((spec or {}).get("size", 0)) for spec in specs)
+
+
+USAGE: dict[str, Callable[[Session, str], int]] = {
+    "cores": lambda s, p: _server_sum(s, p, "vcpus"),
+    "ram": lambda s, p: _server_sum(s, p, "ram_mb"),
+    "gigabytes": _volume_gigabytes,
+}
+
+
+def usage(session: Session, project_id: str, name: str) -> int:
+    if name in USAGE:
+        return USAGE[name](session, project_id)
+    return _count(session, project_id, KIND_OF[name])
+
+
+def check(session: Session, project_id: str, requested: dict[str, int]) -> None:
+    """Raise OverQuota if adding `requested` would pass a limit of the project."""
+    project_limits = limits(session, project_id)
+    for name, amount in requested.items():
+        if amount <= 0:
+            continue
+        limit = project_limits[name]
+        if limit < 0:
+            continue
+        used = usage(session, project_id, name)
+        if used + amount > limit:
+            raise OverQuota(
+                f"Quota exceeded for {name}: Requested {amount}, but already used"
+                f" {used} of {limit} {name}.",
+                "OverQuota",
+            )
