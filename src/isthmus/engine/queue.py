@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -125,5 +125,8 @@ def wake_site(session: Session, site: str) -> None:
     )
 
 
-def pending_count(session: Session) -> int:
-    return len(session.scalars(select(Work.id)).all())
+def pending_count(session: Session, site: str | None = None) -> int:
+    query = select(func.count()).select_from(Work)
+    if site is not None:
+        query = query.where(Work.site == site)
+    return int(session.scalar(query) or 0)

@@ -28,7 +28,7 @@ from isthmus.sites.base import Observed
 from isthmus.sites.registry import SiteRegistry
 from isthmus.store import repo
 from isthmus.store.db import Database
-from isthmus.store.tables import Binding, Resource, Work
+from isthmus.store.tables import Binding, Resource, Site, Work
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,16 @@ class Engine:
         return len(items)
 
     def run_until_idle(self, timeout: float = 30.0) -> bool:
-        """Process ready work in this thread until none is ready (for tools and tests)."""
+        """Process work in this thread until none is left for sites that are not
+        down (for tools and tests); False if some is still left after `timeout`."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.run_batch() == 0:
+                down = select(Site.name).where(Site.health == "down")
                 with self.db.read() as session:
-                    waiting = session.scalar(select(func.min(Work.not_before)))
+                    waiting = session.scalar(
+                        select(func.min(Work.not_before)).where(Work.site.not_in(down))
+                    )
                 if waiting is None:
                     return True
                 time.sleep(min(0.05, max(0.0, waiting - time.time())))
@@ -181,14 +185,29 @@ class Engine:
     def _wait_for(
         self, item: queue.WorkItem, others: list[tuple[str, str]], the_plan: Plan
     ) -> None:
+        """Enqueue what must happen first in the site and look again shortly; the
+        resource shows why it waits (including why its prerequisite is stuck)."""
         with self.db.session() as session:
+            reasons = []
             for resource_id, kind in others:
                 queue.enqueue(session, resource_id, kind, item.site)
-            what = ", ".join(f"{kind} {rid}" for rid, kind in others)
+                blocked = session.scalar(
+                    select(Work.last_error).where(
+                        Work.resource_id == resource_id, Work.site == item.site
+                    )
+                )
+                reasons.append(f"{kind} {resource_id}" + (f" ({blocked})" if blocked else ""))
             verb = "waiting for" if the_plan.present else "waiting for removal of"
-            queue.retry_later(
-                session, item, WAIT_FOR_NEEDS_SECONDS, f"{verb} {what}", count_attempt=False
-            )
+            reason = f"{verb} {', '.join(reasons)} in site {item.site}"
+            resource = session.get(Resource, item.resource_id)
+            if resource is not None and not resource.deleting:
+                if resource.observed.get("pending_reason") != reason:
+                    resource.observed = {
+                        **resource.observed,
+                        "pending_reason": reason,
+                        "site": item.site,
+                    }
+            queue.retry_later(session, item, WAIT_FOR_NEEDS_SECONDS, reason, count_attempt=False)
         self.wake()
 
     def _record(
@@ -256,4 +275,10 @@ class Engine:
                     "pending_reason": message,
                     "site": item.site,
                 }
+            if isinstance(exc, SiteUnavailable):
+                # stop sending the site work until a health check finds it back
+                site = session.get(Site, item.site)
+                if site is not None and site.health != "down":
+                    site.health = "down"
+                    site.last_error = message
             queue.retry_later(session, item, delay, message)

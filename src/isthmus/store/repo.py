@@ -137,3 +137,23 @@ def purge(session: Session, resource: Resource) -> None:
 
         release(session, resource.site, server_need(resource.spec))
     session.delete(resource)
+
+
+def pending_reason(session: Session, resource: Resource) -> str | None:
+    """Why a resource is not (yet) what its intent says, for API views: its site
+    being down wins over the engine's last note. Derived at read time."""
+    from isthmus.store.tables import Site
+
+    if resource.site and resource.status in (
+        "BUILD",
+        "creating",
+        "DOWN",
+        "attaching",
+        "detaching",
+        "REBOOT",
+    ):
+        site = session.get(Site, resource.site)
+        if site is not None and site.health == "down":
+            return f"site {site.name} is down: {site.last_error or 'no answer'}"
+    reason = resource.observed.get("pending_reason")
+    return str(reason) if reason else None

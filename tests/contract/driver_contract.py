@@ -1,0 +1,207 @@
+"""The driver contract suite (sites/base.py), run against every driver.
+
+A driver's test module subclasses `DriverContract` and provides a `driver`
+fixture (a fresh, empty, reachable site) and `make_image_file` support through
+`tmp_path`. Every later driver (openstack, aws) must pass the same tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from isthmus.errors import PermanentError, SiteError, TemporaryError
+from isthmus.sites.base import (
+    FixedIp,
+    ImageSpec,
+    NetworkSpec,
+    PortSpec,
+    SecurityGroupSpec,
+    SecurityRule,
+    ServerSpec,
+    SiteDriver,
+    SnapshotSpec,
+    SubnetSpec,
+    VolumeSpec,
+)
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def wait_status(
+    driver: SiteDriver, kind: str, isthmus_id: str, wanted: str, timeout: float = 60.0
+) -> str:
+    deadline = time.time() + timeout
+    status = ""
+    while time.time() < deadline:
+        observed = driver.observe(kind, isthmus_id)
+        status = observed.status if observed else "missing"
+        if status == wanted:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"{kind} {isthmus_id} stayed {status}, wanted {wanted}")
+
+
+class Topology:
+    """A network, subnet, security group and port made present in the site."""
+
+    def __init__(self, driver: SiteDriver) -> None:
+        self.network = NetworkSpec(isthmus_id=_id(), name="contract-net")
+        self.subnet = SubnetSpec(
+            isthmus_id=_id(),
+            name="contract-sub",
+            network_id=self.network.isthmus_id,
+            cidr="10.77.0.0/24",
+            gateway_ip="10.77.0.1",
+        )
+        self.group = SecurityGroupSpec(
+            isthmus_id=_id(),
+            name="contract-sg",
+            rules=(
+                SecurityRule(direction="egress"),
+                SecurityRule(
+                    direction="ingress",
+                    protocol="tcp",
+                    port_range_min=22,
+                    port_range_max=22,
+                    remote_ip_prefix="0.0.0.0/0",
+                ),
+            ),
+        )
+        self.port = PortSpec(
+            isthmus_id=_id(),
+            name="contract-port",
+            network_id=self.network.isthmus_id,
+            mac_address="fa:16:3e:00:00:01",
+            fixed_ips=(FixedIp(self.subnet.isthmus_id, "10.77.0.10"),),
+            security_group_ids=(self.group.isthmus_id,),
+        )
+        for spec in (self.network, self.subnet, self.group, self.port):
+            driver.ensure(spec)
+
+
+class DriverContract:
+    """Tests every driver must pass. Subclasses provide the `driver` fixture."""
+
+    def count(self, driver: SiteDriver, kind: str, isthmus_id: str) -> int:
+        return sum(1 for o in driver.inventory() if o.kind == kind and o.isthmus_id == isthmus_id)
+
+    def test_check_reports_health_and_capacity(self, driver: SiteDriver) -> None:
+        report = driver.check()
+        assert report.health in ("up", "degraded")
+        assert report.capacity.get("vcpus", 0) > 0
+
+    def test_ensure_is_idempotent(self, driver: SiteDriver) -> None:
+        spec = NetworkSpec(isthmus_id=_id(), name="twice")
+        first = driver.ensure(spec)
+        second = driver.ensure(spec)
+        assert first.site_id == second.site_id
+        assert self.count(driver, "network", spec.isthmus_id) == 1
+
+    def test_ensure_updates_towards_spec(self, driver: SiteDriver) -> None:
+        spec = NetworkSpec(isthmus_id=_id(), name="before")
+        driver.ensure(spec)
+        driver.ensure(NetworkSpec(isthmus_id=spec.isthmus_id, name="after"))
+        assert self.count(driver, "network", spec.isthmus_id) == 1
+
+    def test_observe_missing_is_none_and_delete_missing_succeeds(self, driver: SiteDriver) -> None:
+        missing = _id()
+        for kind in ("network", "subnet", "port", "server", "volume", "image"):
+            assert driver.observe(kind, missing) is None
+            driver.delete(kind, missing)
+
+    def test_delete_removes_and_is_repeatable(self, driver: SiteDriver) -> None:
+        spec = NetworkSpec(isthmus_id=_id(), name="gone")
+        driver.ensure(spec)
+        driver.delete("network", spec.isthmus_id)
+        driver.delete("network", spec.isthmus_id)
+        assert driver.observe("network", spec.isthmus_id) is None
+        assert self.count(driver, "network", spec.isthmus_id) == 0
+
+    def test_port_before_its_network_is_retryable(self, driver: SiteDriver) -> None:
+        port = PortSpec(
+            isthmus_id=_id(), name="early", network_id=_id(), mac_address="fa:16:3e:00:00:02"
+        )
+        with pytest.raises(TemporaryError):
+            driver.ensure(port)
+        assert self.count(driver, "port", port.isthmus_id) == 0
+
+    def test_server_boots_on_its_port_and_powers_off_and_on(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        server = ServerSpec(isthmus_id=_id(), name="vm", port_ids=(topo.port.isthmus_id,))
+        observed = driver.ensure(server)
+        assert observed.status in ("BUILD", "ACTIVE")
+        wait_status(driver, "server", server.isthmus_id, "ACTIVE")
+        driver.ensure(ServerSpec(**{**server.__dict__, "power_on": False}))
+        wait_status(driver, "server", server.isthmus_id, "SHUTOFF")
+        driver.ensure(server)
+        wait_status(driver, "server", server.isthmus_id, "ACTIVE")
+        assert self.count(driver, "server", server.isthmus_id) == 1
+        driver.delete("server", server.isthmus_id)
+        assert driver.observe("server", server.isthmus_id) is None
+
+    def test_server_larger_than_the_site_is_permanent(self, driver: SiteDriver) -> None:
+        huge = ServerSpec(isthmus_id=_id(), name="huge", vcpus=10**6)
+        with pytest.raises(PermanentError, match="No valid host"):
+            driver.ensure(huge)
+        assert self.count(driver, "server", huge.isthmus_id) == 0
+
+    def test_network_with_ports_leaves_after_them(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        with pytest.raises(SiteError):
+            driver.delete("network", topo.network.isthmus_id)
+        driver.delete("port", topo.port.isthmus_id)
+        driver.delete("subnet", topo.subnet.isthmus_id)
+        driver.delete("network", topo.network.isthmus_id)
+        assert driver.observe("network", topo.network.isthmus_id) is None
+
+    def test_volume_attach_detach_and_snapshot(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        server = ServerSpec(isthmus_id=_id(), name="vm", port_ids=(topo.port.isthmus_id,))
+        driver.ensure(server)
+        wait_status(driver, "server", server.isthmus_id, "ACTIVE")
+        volume = VolumeSpec(isthmus_id=_id(), name="vol", size_gb=1)
+        assert driver.ensure(volume).status == "available"
+        attached = VolumeSpec(
+            **{**volume.__dict__, "attached_server_id": server.isthmus_id, "device": "/dev/vdb"}
+        )
+        assert driver.ensure(attached).status == "in-use"
+        assert driver.ensure(volume).status == "available"
+        snapshot = SnapshotSpec(isthmus_id=_id(), name="snap", volume_id=volume.isthmus_id)
+        assert driver.ensure(snapshot).status == "available"
+        driver.delete("snapshot", snapshot.isthmus_id)
+        driver.delete("volume", volume.isthmus_id)
+        assert driver.observe("volume", volume.isthmus_id) is None
+
+    def test_image_is_copied_and_checked(self, driver: SiteDriver, tmp_path: Path) -> None:
+        data = b"contract image\n" * 100
+        path = tmp_path / "image.raw"
+        path.write_bytes(data)
+        good = ImageSpec(
+            isthmus_id=_id(),
+            name="img",
+            size=len(data),
+            data_path=str(path),
+            checksum=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        )
+        assert driver.ensure(good).status == "active"
+        bad = ImageSpec(
+            isthmus_id=_id(), name="bad", size=len(data), data_path=str(path), checksum="0" * 32
+        )
+        with pytest.raises(TemporaryError, match="checksum"):
+            driver.ensure(bad)
+        driver.delete("image", good.isthmus_id)
+        driver.delete("image", bad.isthmus_id)
+        assert driver.observe("image", good.isthmus_id) is None
+
+    def test_inventory_lists_what_isthmus_made(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        tags = {(o.kind, o.isthmus_id) for o in driver.inventory()}
+        assert ("network", topo.network.isthmus_id) in tags
+        assert ("port", topo.port.isthmus_id) in tags
