@@ -5,6 +5,7 @@ options. The config file looks like:
     host: 127.0.0.1
     port: 8780
     workers: 4
+    max_image_size: 1099511627776   # bytes; larger image uploads get 413
     sites:
       - name: site-a
         driver: local
@@ -43,6 +44,7 @@ class Config:
     sites: list[SiteConfig] = field(default_factory=list)
     boot_seconds: float = 1.0
     health_interval: float = 2.0
+    max_image_size: int = 1024**4  # bytes an image upload may hold (Glance's image_size_cap)
 
     @property
     def database_url(self) -> str:
@@ -77,7 +79,16 @@ def load_config(data_dir: Path, config_file: Path | None = None, **overrides: An
         SiteConfig(str(s["name"]), str(s.get("driver", "local")), dict(s.get("config") or {}))
         for s in values.pop("sites", []) or []
     ]
-    known = {"database", "host", "port", "workers", "public_url", "boot_seconds", "health_interval"}
+    known = {
+        "database",
+        "host",
+        "port",
+        "workers",
+        "public_url",
+        "boot_seconds",
+        "health_interval",
+        "max_image_size",
+    }
     unknown = set(values) - known
     if unknown:
         raise BadRequest(f"Unknown config keys: {', '.join(sorted(unknown))}")

@@ -7,6 +7,7 @@ site SDKs by each driver.
     |   +-- Unauthorized         401: no or bad credentials / token
     |   +-- Forbidden            403: authenticated, but policy says no
     |   +-- NotFound             404: no such thing, or not visible to the caller
+    |   +-- NotAcceptable        406: the requested API (micro)version is not served
     |   +-- Conflict             409: the current state does not allow it
     |   +-- OverQuota            413: the project would exceed a quota
     +-- SiteError                a driver could not do what was asked
@@ -59,6 +60,11 @@ class Forbidden(ApiError):
 class NotFound(ApiError):
     status = 404
     title = "Not Found"
+
+
+class NotAcceptable(ApiError):
+    status = 406
+    title = "Not Acceptable"
 
 
 class Conflict(ApiError):

@@ -33,6 +33,7 @@ FLAVORS = (  # id, name, vcpus, ram MiB, disk GiB -- Nova's classic m1 set
     ("5", "m1.xlarge", 8, 16384, 160),
 )
 DEFAULT_IMAGE_NAME = "isthmus-minimal"
+DEFAULT_VOLUME_TYPE = "__DEFAULT__"  # Cinder's default volume type
 DEFAULT_IMAGE_BYTES = b"ISTHMUS-MINIMAL-IMAGE\n" + bytes(64 * 1024 - 22)
 
 
@@ -143,6 +144,24 @@ class Service:
                             "description": None,
                         },
                     )
+            default_type = session.scalar(
+                select(Resource.id).where(
+                    Resource.kind == "volume_type", Resource.name == DEFAULT_VOLUME_TYPE
+                )
+            )
+            if default_type is None:
+                repo.add(
+                    session,
+                    "volume_type",
+                    project_id=None,
+                    name=DEFAULT_VOLUME_TYPE,
+                    status="available",
+                    spec={
+                        "description": "Default Volume Type",
+                        "is_public": True,
+                        "extra_specs": {},
+                    },
+                )
             exists = session.scalar(
                 select(Resource.id).where(
                     Resource.kind == "image", Resource.name == DEFAULT_IMAGE_NAME

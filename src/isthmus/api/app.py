@@ -12,7 +12,24 @@ from isthmus import __version__
 from isthmus.api.catalog import base_url_of
 from isthmus.api.errors import install_error_handlers
 
-SERVICE_MODULES = ("identity", "compute", "network", "volume", "image", "admin")
+SERVICE_MODULES = (
+    "identity",
+    "compute",
+    "compute_extras",
+    "compute_keypairs",
+    "compute_limits",
+    "compute_volumes",
+    "network",
+    "network_subnets",
+    "network_ports",
+    "network_security",
+    "network_l3",
+    "network_fips",
+    "network_extras",
+    "volume",
+    "image",
+    "admin",
+)
 
 
 def create_app(service: Any) -> FastAPI:

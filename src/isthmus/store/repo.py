@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from isthmus.engine.queue import enqueue
@@ -136,6 +137,10 @@ def purge(session: Session, resource: Resource) -> None:
         from isthmus.store.placement import release, server_need
 
         release(session, resource.site, server_need(resource.spec))
+    if resource.kind == "image" and resource.spec.get("data_path"):
+        # the image data goes with the row, once that is committed
+        data_path = Path(resource.spec["data_path"])
+        event.listen(session, "after_commit", lambda _s: data_path.unlink(missing_ok=True))
     session.delete(resource)
 
 

@@ -1,0 +1,466 @@
+"""The Isthmus admin API under `/isthmus/v1`: sites, the operator's view of one
+resource, the work queue, and service liveness; plus Prometheus `/metrics`
+(api/metrics.py). Request and response bodies live in api/admin_models.py.
+
+Everything but `/isthmus/v1/health` (and `/metrics`) needs a Keystone token with
+the admin role. Reads only read the store. The one exception to "no site call in a
+request path" are the operator actions on a site itself: adding a site checks it
+at once, and taking an embedded site down or up flips it and checks it; each says
+so in its docstring.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from isthmus import __version__
+from isthmus.api import metrics
+from isthmus.api.admin_models import (
+    ERRORS,
+    SITE_NAME_PATTERN,
+    BindingView,
+    ResourceDetail,
+    ResourceView,
+    ServiceHealth,
+    SiteCreate,
+    SiteEnvelope,
+    SiteList,
+    SiteUpdate,
+    SiteView,
+    WorkGroup,
+    WorkSummary,
+    WorkView,
+)
+from isthmus.api.context import RequestContext, get_context
+from isthmus.engine.health import check_site
+from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.sites.local import LocalDriver
+from isthmus.sites.registry import DRIVERS
+from isthmus.store import repo
+from isthmus.store.tables import Binding, Resource, Site, Work
+
+admin = APIRouter(prefix="/isthmus/v1", tags=["admin"], responses=ERRORS)
+router = APIRouter()  # what api/app.py mounts: the admin API and /metrics
+
+SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
+# what each driver's config may hold, and the type each value must have
+DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
+    "local": {
+        "vcpus": (int,),
+        "ram_mb": (int,),
+        "disk_gb": (int,),
+        "boot_seconds": (int, float),
+        "directory": (str,),
+    },
+}
+
+
+def admin_context(request: Request) -> RequestContext:
+    """FastAPI dependency: the caller, who must hold the admin role (401/403)."""
+    ctx = get_context(request)
+    ctx.require_admin("the isthmus admin API")
+    return ctx
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.service
+
+
+# -- views ---------------------------------------------------------------------------------
+
+
+def _redact(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: ("***" if SECRET_KEY.search(key) else value) for key, value in (config or {}).items()
+    }
+
+
+def _ints(values: dict[str, Any] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, value in (values or {}).items():
+        try:
+            out[key] = int(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _site_views(session: Session, only: str | None = None) -> list[SiteView]:
+    sites_query = select(Site).order_by(Site.name)
+    if only is not None:
+        sites_query = sites_query.where(Site.name == only)
+    sites = list(session.scalars(sites_query))
+    bindings: dict[str, dict[str, int]] = defaultdict(dict)
+    for site, kind, count in session.execute(
+        select(Binding.site, Binding.kind, func.count()).group_by(Binding.site, Binding.kind)
+    ):
+        bindings[site][kind] = count
+    placed: dict[str, dict[str, int]] = defaultdict(dict)
+    for site, kind, count in session.execute(
+        select(Resource.site, Resource.kind, func.count())
+        .where(Resource.site.is_not(None))
+        .group_by(Resource.site, Resource.kind)
+    ):
+        placed[site][kind] = count
+    queued: dict[str, tuple[int, int]] = {}
+    for site, count, errors in session.execute(
+        select(Work.site, func.count(), func.count(Work.last_error)).group_by(Work.site)
+    ):
+        queued[site] = (count, errors)
+    return [
+        SiteView(
+            name=site.name,
+            driver=site.driver,
+            availability_zone=site.name,
+            enabled=site.enabled,
+            health=cast(
+                Any, site.health if site.health in ("up", "degraded", "down") else "unknown"
+            ),
+            last_error=site.last_error,
+            last_seen=repo.isoformat(site.last_seen),
+            capacity=_ints(site.capacity),
+            usage=_ints(site.usage),
+            allocated=_ints(site.allocated),
+            data_plane=site.data_plane or "unknown",
+            config=_redact(site.config),
+            bindings=dict(sorted(bindings[site.name].items())),
+            placed=dict(sorted(placed[site.name].items())),
+            queued_work=queued.get(site.name, (0, 0))[0],
+            work_with_errors=queued.get(site.name, (0, 0))[1],
+            created_at=repo.isoformat(site.created_at),
+        )
+        for site in sites
+    ]
+
+
+def _site_view(session: Session, name: str) -> SiteView:
+    views = _site_views(session, only=name)
+    if not views:
+        raise NotFound(f"Site {name} could not be found.")
+    return views[0]
+
+
+def _site_health(session: Session) -> dict[str, str]:
+    return {name: health for name, health in session.execute(select(Site.name, Site.health))}
+
+
+def _work_view(row: Work, health: dict[str, str], now: float) -> WorkView:
+    return WorkView(
+        id=row.id,
+        resource_id=row.resource_id,
+        kind=row.kind,
+        site=row.site,
+        site_health=health.get(row.site, "removed"),
+        attempts=row.attempts,
+        requests=row.seq,
+        ready_in_seconds=round(max(0.0, row.not_before - now), 3),
+        leased_by=row.lease_owner if row.lease_until >= now else None,
+        last_error=row.last_error,
+        age_seconds=round(max(0.0, now - row.created_at), 3),
+        queued_at=repo.isoformat(_from_epoch(row.created_at)),
+    )
+
+
+def _from_epoch(epoch: float) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None) if epoch else None
+
+
+def _resource_view(resource: Resource) -> ResourceView:
+    return ResourceView(
+        id=resource.id,
+        kind=resource.kind,
+        project_id=resource.project_id,
+        name=resource.name,
+        status=resource.status,
+        site=resource.site,
+        parent_id=resource.parent_id,
+        device_id=resource.device_id,
+        generation=resource.generation,
+        deleting=resource.deleting,
+        spec=dict(resource.spec or {}),
+        observed=dict(resource.observed or {}),
+        created_at=repo.isoformat(resource.created_at),
+        updated_at=repo.isoformat(resource.updated_at),
+    )
+
+
+# -- sites -----------------------------------------------------------------------------------
+
+
+@admin.get("/sites", response_model=SiteList, summary="List sites")
+def list_sites(request: Request, ctx: RequestContext = Depends(admin_context)) -> SiteList:
+    """Every site with its health, capacity and what it holds."""
+    with _service(request).db.read() as session:
+        return SiteList(sites=_site_views(session))
+
+
+def _validate_config(driver: str, config: dict[str, Any]) -> None:
+    allowed = DRIVER_CONFIG.get(driver, {})
+    for key, value in config.items():
+        if key not in allowed:
+            raise BadRequest(
+                f"Unknown config key {key!r} for driver {driver!r};"
+                f" known keys: {', '.join(sorted(allowed)) or 'none'}."
+            )
+        types = allowed[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise BadRequest(f"Config key {key!r} must be {names}, not {value!r}.")
+        if isinstance(value, int | float) and value < 0:
+            raise BadRequest(f"Config key {key!r} must not be negative.")
+
+
+@admin.post(
+    "/sites", response_model=SiteEnvelope, status_code=201, summary="Add a site and check it"
+)
+def add_site(
+    request: Request, body: SiteCreate, ctx: RequestContext = Depends(admin_context)
+) -> SiteEnvelope:
+    """Register a site, then check it at once (a driver call in the request path, on
+    purpose: it is an operator action on the site itself), so the answer shows its
+    health and it can take placements right away. 409 if the name is taken."""
+    if not re.fullmatch(SITE_NAME_PATTERN, body.name):
+        raise BadRequest(
+            f"Invalid site name {body.name!r}: a site name is its availability zone and must be"
+            " 1-63 letters, digits, '-' or '_', starting with a letter or digit."
+        )
+    if body.driver not in DRIVERS:
+        raise BadRequest(
+            f"Unknown site driver {body.driver!r}; known drivers: {', '.join(DRIVERS)}."
+        )
+    _validate_config(body.driver, body.config)
+    service = _service(request)
+    with service.db.session() as session:
+        if session.get(Site, body.name) is not None:
+            raise Conflict(f"Site {body.name} already exists.")
+        session.add(
+            Site(
+                name=body.name,
+                driver=body.driver,
+                config=dict(body.config),
+                enabled=True,
+                health="unknown",
+                capacity={},
+                usage={},
+                allocated={},
+                created_at=repo.utcnow(),
+            )
+        )
+    service.sites.forget(body.name)  # a driver cached for an earlier site of this name
+    check_site(service.db, service.sites, body.name)
+    service.wake()
+    with service.db.read() as session:
+        return SiteEnvelope(site=_site_view(session, body.name))
+
+
+@admin.get("/sites/{name}", response_model=SiteEnvelope, summary="Show a site")
+def show_site(
+    request: Request, name: str, ctx: RequestContext = Depends(admin_context)
+) -> SiteEnvelope:
+    with _service(request).db.read() as session:
+        return SiteEnvelope(site=_site_view(session, name))
+
+
+@admin.patch("/sites/{name}", response_model=SiteEnvelope, summary="Enable or disable a site")
+def update_site(
+    request: Request, name: str, body: SiteUpdate, ctx: RequestContext = Depends(admin_context)
+) -> SiteEnvelope:
+    """A disabled site takes no new placements; what it holds stays and is reconciled."""
+    if body.enabled is None:
+        raise BadRequest("Nothing to change: give 'enabled'.")
+    service = _service(request)
+    with service.db.session() as session:
+        site = session.get(Site, name)
+        if site is None:
+            raise NotFound(f"Site {name} could not be found.")
+        site.enabled = body.enabled
+    with service.db.read() as session:
+        return SiteEnvelope(site=_site_view(session, name))
+
+
+@admin.delete("/sites/{name}", status_code=204, summary="Remove an empty site")
+def remove_site(
+    request: Request, name: str, ctx: RequestContext = Depends(admin_context)
+) -> Response:
+    """Forget a site. 409 while any resource is bound or placed there or work is
+    queued for it. The site itself is left as it is (an embedded site keeps its
+    directory)."""
+    service = _service(request)
+    with service.db.session() as session:
+        site = session.get(Site, name, with_for_update=True)
+        if site is None:
+            raise NotFound(f"Site {name} could not be found.")
+        bound = session.scalar(select(func.count()).where(Binding.site == name)) or 0
+        placed = session.scalar(select(func.count()).where(Resource.site == name)) or 0
+        queued = session.scalar(select(func.count()).where(Work.site == name)) or 0
+        if bound or placed or queued:
+            raise Conflict(
+                f"Site {name} is in use: {bound} resource(s) bound there, {placed} placed"
+                f" there, {queued} work item(s) queued. Delete or move them first."
+            )
+        session.delete(site)
+    service.sites.forget(name)
+    return Response(status_code=204)
+
+
+def _power(request: Request, name: str, down: bool) -> SiteEnvelope:
+    service = _service(request)
+    with service.db.read() as session:
+        site = session.get(Site, name)
+        if site is None:
+            raise NotFound(f"Site {name} could not be found.")
+        driver_name = site.driver
+    if driver_name != "local":
+        raise BadRequest(
+            f"Site {name} uses the {driver_name!r} driver: only embedded (local) sites"
+            " can be taken down and up by Isthmus."
+        )
+    driver = service.sites.get(name)
+    if not isinstance(driver, LocalDriver):
+        raise BadRequest(f"Site {name} is not an embedded site.")
+    driver.set_down(down)
+    check_site(service.db, service.sites, name)
+    if not down:
+        service.wake()
+    with service.db.read() as session:
+        return SiteEnvelope(site=_site_view(session, name))
+
+
+@admin.post("/sites/{name}/down", response_model=SiteEnvelope, summary="Take an embedded site down")
+def site_down(
+    request: Request, name: str, ctx: RequestContext = Depends(admin_context)
+) -> SiteEnvelope:
+    """Power off an embedded site (every call to it fails, as with an unreachable
+    cloud) and check it at once so its health says `down`. This acts on the site
+    in the request path, on purpose. 400 for sites of other drivers."""
+    return _power(request, name, down=True)
+
+
+@admin.post("/sites/{name}/up", response_model=SiteEnvelope, summary="Bring an embedded site up")
+def site_up(
+    request: Request, name: str, ctx: RequestContext = Depends(admin_context)
+) -> SiteEnvelope:
+    """Power an embedded site back on and check it at once; its waiting work is woken
+    and converges. This acts on the site in the request path, on purpose. 400 for
+    sites of other drivers."""
+    return _power(request, name, down=False)
+
+
+# -- resources and work ------------------------------------------------------------------------
+
+
+@admin.get(
+    "/resources/{resource_id}", response_model=ResourceDetail, summary="Why is this resource stuck"
+)
+def show_resource(
+    request: Request, resource_id: str, ctx: RequestContext = Depends(admin_context)
+) -> ResourceDetail:
+    """The intent row of any resource (any project, also while deleting), the sites
+    it is bound in, and the work queued for it with the last errors."""
+    with _service(request).db.read() as session:
+        resource = session.get(Resource, resource_id)
+        if resource is None:
+            raise NotFound(f"Resource {resource_id} could not be found.")
+        bindings = session.scalars(
+            select(Binding).where(Binding.resource_id == resource_id).order_by(Binding.site)
+        )
+        work = session.scalars(
+            select(Work).where(Work.resource_id == resource_id).order_by(Work.site)
+        )
+        health = _site_health(session)
+        now = time.time()
+        return ResourceDetail(
+            resource=_resource_view(resource),
+            bindings=[
+                BindingView(
+                    site=b.site,
+                    site_resource_id=b.site_resource_id,
+                    applied_generation=b.applied_generation,
+                    in_sync=b.applied_generation == resource.generation,
+                    observed_status=b.observed_status,
+                    last_error=b.last_error,
+                    updated_at=repo.isoformat(b.updated_at),
+                )
+                for b in bindings
+            ],
+            work=[_work_view(w, health, now) for w in work],
+        )
+
+
+@admin.get("/work", response_model=WorkSummary, summary="The work queue at a glance")
+def work_summary(
+    request: Request, limit: int = 50, ctx: RequestContext = Depends(admin_context)
+) -> WorkSummary:
+    """Queued work per site and kind, the oldest item, and up to `limit` items whose
+    last attempt failed (most attempts first)."""
+    if not 0 <= limit <= 1000:
+        raise BadRequest("limit must be between 0 and 1000.")
+    with _service(request).db.read() as session:
+        health = _site_health(session)
+        now = time.time()
+        groups = [
+            WorkGroup(
+                site=site,
+                kind=kind,
+                site_health=health.get(site, "removed"),
+                queued=count,
+                with_errors=errors,
+                leased=int(leased or 0),
+                max_attempts=int(max_attempts or 0),
+                oldest_age_seconds=round(max(0.0, now - float(oldest or now)), 3),
+            )
+            for site, kind, count, errors, leased, max_attempts, oldest in session.execute(
+                select(
+                    Work.site,
+                    Work.kind,
+                    func.count(),
+                    func.count(Work.last_error),
+                    func.sum(case((Work.lease_until >= now, 1), else_=0)),
+                    func.max(Work.attempts),
+                    func.min(Work.created_at),
+                )
+                .group_by(Work.site, Work.kind)
+                .order_by(Work.site, Work.kind)
+            )
+        ]
+        oldest = session.scalar(select(Work).order_by(Work.created_at, Work.id).limit(1))
+        errors = session.scalars(
+            select(Work)
+            .where(Work.last_error.is_not(None))
+            .order_by(Work.attempts.desc(), Work.created_at)
+            .limit(limit)
+        )
+        return WorkSummary(
+            total=sum(group.queued for group in groups),
+            groups=groups,
+            oldest=_work_view(oldest, health, now) if oldest is not None else None,
+            errors=[_work_view(w, health, now) for w in errors],
+        )
+
+
+@admin.get("/health", response_model=ServiceHealth, summary="Service liveness (no auth)")
+def service_health(request: Request) -> ServiceHealth:
+    """200 while this process serves and its store answers; counts sites per health."""
+    service = _service(request)
+    with service.db.read() as session:
+        counts = {
+            health: count
+            for health, count in session.execute(
+                select(Site.health, func.count()).group_by(Site.health)
+            )
+        }
+    return ServiceHealth(
+        status="ok", version=__version__, engine=bool(service.run_engine), sites=counts
+    )
+
+
+router.include_router(admin)
+router.include_router(metrics.router)

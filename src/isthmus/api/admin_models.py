@@ -1,0 +1,234 @@
+"""Request and response bodies of the admin API (`/isthmus/v1`), as pydantic models.
+
+They are what FastAPI publishes in `/isthmus/v1/openapi.json`, so every field says
+what it means. Responses wrap their payload in a named key, OpenStack style
+(`{"site": {...}}`, `{"sites": [...]}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Health = Literal["up", "degraded", "down", "unknown"]
+
+SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+
+
+# -- sites -------------------------------------------------------------------------------
+
+
+class SiteCreate(BaseModel):
+    """A new site. It is checked at once, so it can take placements right away."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        description=(
+            "Name of the site, which is also its availability zone: 1-63 letters, digits,"
+            " '-' or '_', starting with a letter or digit."
+        ),
+        examples=["site-d"],
+    )
+    driver: str = Field(
+        default="local",
+        description="The kind of site; one of the drivers this Isthmus has (`local`).",
+        examples=["local"],
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Driver configuration. For `local`: `vcpus`, `ram_mb`, `disk_gb` (capacity),"
+            " `boot_seconds` (time a server spends in BUILD), `directory` (where its state"
+            " lives; default `<data-dir>/sites/<name>`)."
+        ),
+        examples=[{"vcpus": 16, "ram_mb": 32768, "disk_gb": 500}],
+    )
+
+
+class SiteUpdate(BaseModel):
+    """Fields of a site an operator may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(
+        default=None,
+        description=(
+            "False: the site takes no new placements (what is there stays and is still"
+            " reconciled). True: it takes placements again."
+        ),
+    )
+
+
+class SiteView(BaseModel):
+    """One site as Isthmus sees it: health from the last check, and what it holds."""
+
+    name: str = Field(description="Name of the site.")
+    driver: str = Field(description="The driver that talks to the site (`local`, ...).")
+    availability_zone: str = Field(description="The availability zone it appears as (its name).")
+    enabled: bool = Field(description="Whether new servers and volumes may be placed there.")
+    health: Health = Field(
+        description=(
+            "From the last health check: `up`, `degraded` (reachable, not all well), `down`"
+            " (unreachable; its work waits) or `unknown` (not checked yet)."
+        )
+    )
+    last_error: str | None = Field(description="Why the last check was not `up`, if it was not.")
+    last_seen: str | None = Field(description="When a check last reached the site (UTC, ISO 8601).")
+    capacity: dict[str, int] = Field(
+        description="What the site reported it can hold: `vcpus`, `ram_mb`, `disk_gb`."
+    )
+    usage: dict[str, int] = Field(
+        description="What the site reported in use: `vcpus`, `ram_mb`, `disk_gb`, `servers`, ..."
+    )
+    allocated: dict[str, int] = Field(
+        description="What placement has promised there (accepted servers not yet gone)."
+    )
+    data_plane: str = Field(
+        description="What data plane the site runs (e.g. `control-plane only` without root/FRR)."
+    )
+    config: dict[str, Any] = Field(
+        description="The driver configuration, with secret-looking values replaced by `***`."
+    )
+    bindings: dict[str, int] = Field(description="Resources realised in the site, counted by kind.")
+    placed: dict[str, int] = Field(
+        description="Resources placed in the site (their `site` is this one), counted by kind."
+    )
+    queued_work: int = Field(description="Work items waiting to be reconciled in this site.")
+    work_with_errors: int = Field(description="Of those, how many failed at least once.")
+    created_at: str | None = Field(description="When the site was added (UTC, ISO 8601).")
+
+
+class SiteEnvelope(BaseModel):
+    site: SiteView
+
+
+class SiteList(BaseModel):
+    sites: list[SiteView] = Field(description="Every site, by name.")
+
+
+# -- resources ---------------------------------------------------------------------------
+
+
+class BindingView(BaseModel):
+    """The resource in one site."""
+
+    site: str = Field(description="The site.")
+    site_resource_id: str | None = Field(description="The site's own id for the object.")
+    applied_generation: int = Field(description="The intent generation last applied there.")
+    in_sync: bool = Field(description="Whether the applied generation is the current one.")
+    observed_status: str = Field(description="Status the site last reported.")
+    last_error: str | None = Field(description="The fault the site reported, if any.")
+    updated_at: str | None = Field(description="When the binding last changed (UTC).")
+
+
+class WorkView(BaseModel):
+    """One queued work item: reconcile one resource in one site."""
+
+    id: int = Field(description="Work item id.")
+    resource_id: str = Field(description="The resource to reconcile.")
+    kind: str = Field(description="Its kind.")
+    site: str = Field(description="The site to reconcile it in.")
+    site_health: str = Field(
+        description="That site's health (`down` explains work that does not move)."
+    )
+    attempts: int = Field(description="Failed attempts since the last new request.")
+    requests: int = Field(description="How many times it was requested since it was queued.")
+    ready_in_seconds: float = Field(
+        description="Seconds until it may run again (0: ready now; it waits for backoff)."
+    )
+    leased_by: str | None = Field(description="The worker holding it now, if any.")
+    last_error: str | None = Field(description="Why the last attempt did not finish it.")
+    age_seconds: float = Field(description="Seconds since it was first queued.")
+    queued_at: str | None = Field(description="When it was first queued (UTC, ISO 8601).")
+
+
+class ResourceView(BaseModel):
+    """A resource's intent row, as stored."""
+
+    id: str
+    kind: str = Field(description="server, network, subnet, port, volume, image, ...")
+    project_id: str | None = Field(description="Owning project (None for public/global).")
+    name: str
+    status: str = Field(description="The status the OpenStack API shows.")
+    site: str | None = Field(description="The site a single-site resource is placed in.")
+    parent_id: str | None = Field(description="Network of a subnet/port, volume of a snapshot.")
+    device_id: str | None = Field(description="Server or router a port/volume is attached to.")
+    generation: int = Field(description="Intent version; every change bumps it.")
+    deleting: bool = Field(description="A delete was accepted; the row goes once no site has it.")
+    spec: dict[str, Any] = Field(description="Kind-specific intent.")
+    observed: dict[str, Any] = Field(
+        description="Engine notes: a fault or the reason it is pending, and in which site."
+    )
+    created_at: str | None
+    updated_at: str | None
+
+
+class ResourceDetail(BaseModel):
+    """Everything Isthmus knows about one resource: why it is (not) where it should be."""
+
+    resource: ResourceView
+    bindings: list[BindingView] = Field(description="The sites it exists in.")
+    work: list[WorkView] = Field(description="Work queued for it, with the last errors.")
+
+
+# -- work --------------------------------------------------------------------------------
+
+
+class WorkGroup(BaseModel):
+    """Queued work of one kind in one site."""
+
+    site: str
+    kind: str
+    site_health: str = Field(description="Health of the site.")
+    queued: int = Field(description="Items queued.")
+    with_errors: int = Field(description="Items whose last attempt failed.")
+    leased: int = Field(description="Items a worker holds right now.")
+    max_attempts: int = Field(description="Most failed attempts of any item.")
+    oldest_age_seconds: float = Field(description="Age of the oldest item.")
+
+
+class WorkSummary(BaseModel):
+    """The engine's queue at a glance."""
+
+    total: int = Field(description="Items queued in all sites.")
+    groups: list[WorkGroup] = Field(description="Counts per site and kind.")
+    oldest: WorkView | None = Field(description="The item queued longest, if any.")
+    errors: list[WorkView] = Field(description="Items with a last error, most attempts first.")
+
+
+# -- service -----------------------------------------------------------------------------
+
+
+class ServiceHealth(BaseModel):
+    """Liveness of this Isthmus process (no authentication needed)."""
+
+    status: Literal["ok"] = Field(description="`ok` when the process serves and its store answers.")
+    version: str = Field(description="Isthmus version.")
+    engine: bool = Field(description="Whether this process runs engine workers.")
+    sites: dict[str, int] = Field(description="Number of sites per health.")
+
+
+class ErrorDetail(BaseModel):
+    code: int = Field(description="The HTTP status.")
+    title: str = Field(description="Its name.")
+    message: str = Field(description="What went wrong, for a human.")
+
+
+class ErrorBody(BaseModel):
+    """Body of every admin API error."""
+
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "Bad input; nothing was changed."),
+        (401, "No or bad X-Auth-Token."),
+        (403, "The token lacks the admin role."),
+        (404, "No such site or resource."),
+        (409, "The current state does not allow it."),
+    )
+}

@@ -1,0 +1,169 @@
+"""Prometheus metrics at `/metrics` (text exposition format, no authentication).
+
+Nothing is counted in process memory: a custom collector reads the store at scrape
+time, so every process sharing a database reports the same figures. Reads only.
+
+    isthmus_store_up                        1 if the store answered this scrape
+    isthmus_sites{health}                   number of sites per health
+    isthmus_site_health{site,health}        1 for the site's current health, else 0
+    isthmus_site_enabled{site}              1 if the site takes new placements
+    isthmus_site_capacity{site,resource}    what the site reported it can hold
+    isthmus_site_usage{site,resource}       what the site reported in use
+    isthmus_work_queued{site}               work items queued for the site
+    isthmus_work_errors{site}               of those, items whose last attempt failed
+    isthmus_work_oldest_age_seconds{site}   age of the site's oldest queued item
+    isthmus_resources{kind,status}          resources (intent rows) per kind and status
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from isthmus.store.db import Database
+from isthmus.store.tables import Resource, Site, Work
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["metrics"])
+HEALTHS = ("up", "degraded", "down", "unknown")
+CAPACITY_KEYS = ("vcpus", "ram_mb", "disk_gb")
+
+
+class StoreCollector(Collector):
+    """Computes every Isthmus gauge from the store when Prometheus scrapes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        store_up = GaugeMetricFamily("isthmus_store_up", "1 if the store answered this scrape.")
+        try:
+            families = self._families()
+        except Exception:  # the scrape must still answer, saying the store is not there
+            log.exception("metrics: reading the store failed")
+            store_up.add_metric([], 0)
+            yield store_up
+            return
+        store_up.add_metric([], 1)
+        yield store_up
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        now = time.time()
+        with self.db.read() as session:
+            sites = [
+                _SiteRow(s.name, s.health, s.enabled, dict(s.capacity or {}), dict(s.usage or {}))
+                for s in session.scalars(select(Site).order_by(Site.name))
+            ]
+            work = {
+                site: (count, errors, oldest)
+                for site, count, errors, oldest in session.execute(
+                    select(
+                        Work.site,
+                        func.count(),
+                        func.count(Work.last_error),
+                        func.min(Work.created_at),
+                    ).group_by(Work.site)
+                )
+            }
+            resources = list(
+                session.execute(
+                    select(Resource.kind, Resource.status, func.count())
+                    .group_by(Resource.kind, Resource.status)
+                    .order_by(Resource.kind, Resource.status)
+                )
+            )
+
+        by_health = GaugeMetricFamily(
+            "isthmus_sites", "Number of sites per health.", labels=["health"]
+        )
+        site_health = GaugeMetricFamily(
+            "isthmus_site_health",
+            "1 for the site's current health (up, degraded, down, unknown), else 0.",
+            labels=["site", "health"],
+        )
+        enabled = GaugeMetricFamily(
+            "isthmus_site_enabled", "1 if the site takes new placements.", labels=["site"]
+        )
+        capacity = GaugeMetricFamily(
+            "isthmus_site_capacity",
+            "What the site reported it can hold (vcpus, ram_mb, disk_gb).",
+            labels=["site", "resource"],
+        )
+        usage = GaugeMetricFamily(
+            "isthmus_site_usage",
+            "What the site reported in use (vcpus, ram_mb, disk_gb).",
+            labels=["site", "resource"],
+        )
+        queued = GaugeMetricFamily(
+            "isthmus_work_queued", "Work items queued for the site.", labels=["site"]
+        )
+        errors = GaugeMetricFamily(
+            "isthmus_work_errors",
+            "Work items queued for the site whose last attempt failed.",
+            labels=["site"],
+        )
+        oldest = GaugeMetricFamily(
+            "isthmus_work_oldest_age_seconds",
+            "Age of the site's oldest queued work item (0 when none).",
+            labels=["site"],
+        )
+        counts = dict.fromkeys(HEALTHS, 0)
+        for site in sites:
+            health = site.health if site.health in HEALTHS else "unknown"
+            counts[health] += 1
+            for name in HEALTHS:
+                site_health.add_metric([site.name, name], 1 if name == health else 0)
+            enabled.add_metric([site.name], 1 if site.enabled else 0)
+            for key in CAPACITY_KEYS:
+                capacity.add_metric([site.name, key], _number(site.capacity.get(key)))
+                usage.add_metric([site.name, key], _number(site.usage.get(key)))
+        names = {site.name for site in sites} | set(work)
+        for name in sorted(names):
+            count, failed, first = work.get(name, (0, 0, None))
+            queued.add_metric([name], count)
+            errors.add_metric([name], failed)
+            oldest.add_metric([name], max(0.0, now - first) if first else 0.0)
+        for health, count in counts.items():
+            by_health.add_metric([health], count)
+        per_kind = GaugeMetricFamily(
+            "isthmus_resources",
+            "Resources (intent rows) per kind and status.",
+            labels=["kind", "status"],
+        )
+        for kind, status, count in resources:
+            per_kind.add_metric([kind, status or ""], count)
+        return [by_health, site_health, enabled, capacity, usage, queued, errors, oldest, per_kind]
+
+
+@dataclass(frozen=True)
+class _SiteRow:
+    name: str
+    health: str
+    enabled: bool
+    capacity: dict[str, object]
+    usage: dict[str, object]
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def prometheus_metrics(request: Request) -> Response:
+    """The gauges listed in api/metrics.py, in Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(request.app.state.service.db))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

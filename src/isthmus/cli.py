@@ -1,0 +1,386 @@
+"""The `isthmus` command (`main()` is the console script).
+
+    isthmus up        serve the API, engine and health monitor in one process
+    isthmus worker    engine and health monitor only (more workers on PostgreSQL)
+    isthmus migrate   bring the database schema up to date
+    isthmus site ...  list/show/add/remove/down/up/enable/disable sites (admin API client)
+    isthmus resource show ID, isthmus work   look into resources and the work queue
+
+The client commands find the service like the `openstack` CLI does (see
+cli_client.py); their connection options are global (`isthmus --os-cloud X site list`).
+Expected errors print a message and exit 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from isthmus import __version__
+from isthmus.cli_client import ConnectOptions
+from isthmus.cli_sites import resource_app, site_app, work_command
+from isthmus.config import DEFAULT_PORT, Config, load_config
+from isthmus.errors import IsthmusError
+
+app = typer.Typer(
+    help="Isthmus: one OpenStack API in front of many clouds; each site is one availability zone.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+PIDFILE = "isthmus.pid"
+
+
+class CommandError(IsthmusError):
+    """A command cannot go on; the message says why (printed, exit 1)."""
+
+
+# -- options shared by the server commands ------------------------------------------------------
+
+DataDirOption = Annotated[
+    Path, typer.Option("--data-dir", help="Where the database, secrets and embedded sites live.")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML config file (see isthmus.config).")
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://u@host/db (default: SQLite)."),
+]
+WorkersOption = Annotated[int | None, typer.Option(help="Engine worker threads (default: 4).")]
+LogLevelOption = Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")]
+
+
+@app.callback()
+def connection_options(
+    ctx: typer.Context,
+    os_cloud: Annotated[
+        str | None,
+        typer.Option("--os-cloud", help="Cloud in clouds.yaml (default: $OS_CLOUD or isthmus)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Isthmus base URL (instead of clouds.yaml); use with the OS_* creds."),
+    ] = None,
+    os_username: Annotated[
+        str | None, typer.Option("--os-username", help="User (else clouds.yaml/$OS_USERNAME).")
+    ] = None,
+    os_password: Annotated[
+        str | None, typer.Option("--os-password", help="Password (else clouds.yaml/$OS_PASSWORD).")
+    ] = None,
+    os_project_name: Annotated[
+        str | None,
+        typer.Option("--os-project-name", help="Project (else clouds.yaml/$OS_PROJECT_NAME)."),
+    ] = None,
+) -> None:
+    """Isthmus: one OpenStack API in front of many clouds; each site is one availability zone."""
+    ctx.obj = ConnectOptions(os_cloud, url, os_username, os_password, os_project_name)
+
+
+@app.command()
+def version() -> None:
+    """Print the Isthmus version."""
+    typer.echo(__version__)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _setup_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise CommandError(f"Unknown log level {level!r}.")
+    logging.basicConfig(
+        level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _load(
+    data_dir: Path, config_file: Path | None, **overrides: Any
+) -> Config:  # errors are BadRequest
+    data_dir = data_dir.expanduser().resolve()
+    if config_file is not None and not config_file.is_file():
+        raise CommandError(f"Config file {config_file} does not exist.")
+    return load_config(data_dir, config_file, **overrides)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return b"isthmus" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def _take_pidfile(data_dir: Path) -> Path:
+    """Write our pid to `<data-dir>/isthmus.pid`, refusing if a live Isthmus holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / PIDFILE
+    with contextlib.suppress(OSError, ValueError):
+        other = int(path.read_text().strip())
+        if other != os.getpid() and _pid_alive(other):
+            raise CommandError(
+                f"Isthmus already runs on {data_dir} (pid {other}, {path}); stop it first."
+            )
+    path.write_text(f"{os.getpid()}\n")
+    return path
+
+
+def _drop_pidfile(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().strip()) == os.getpid():
+            path.unlink()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts (a clear error if taken)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
+    return sock
+
+
+def _client_url(config: Config, port: int) -> str:
+    """The URL local clients use (clouds.yaml): the public URL, else host:port."""
+    if config.public_url:
+        return config.public_url.rstrip("/")
+    host = config.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """After uvicorn has handled a signal it re-raises it; the process then stops cleanly."""
+
+
+# -- server commands ----------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    port: Annotated[int | None, typer.Option(help=f"Port (default: {DEFAULT_PORT}).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address (default: 127.0.0.1).")] = None,
+    data_dir: DataDirOption = Path("data"),
+    config_file: ConfigOption = None,
+    database: DatabaseOption = None,
+    workers: WorkersOption = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="URL clients reach this service at (behind a proxy).")
+    ] = None,
+    log_level: LogLevelOption = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+) -> None:
+    """Serve the OpenStack APIs and the admin API, with the engine, in this process.
+
+    A fresh data dir gets three embedded sites (site-a, site-b, site-c), flavors, a
+    default image, and admin/demo users whose passwords go to <data-dir>/secrets.yaml
+    and <data-dir>/clouds.yaml. Stops cleanly on SIGINT/SIGTERM.
+    """
+    import uvicorn
+
+    from isthmus.api.app import create_app
+    from isthmus.clouds import write_clouds_yaml
+    from isthmus.service import Service
+
+    _setup_logging(log_level)
+    config = _load(
+        data_dir,
+        config_file,
+        database=database,
+        host=host,
+        port=port,
+        workers=workers,
+        public_url=public_url,
+    )
+    pidfile = _take_pidfile(config.data_dir)
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    service: Service | None = None
+    sock: socket.socket | None = None
+    try:
+        sock = _bind(config.host, config.port)
+        config.port = sock.getsockname()[1]
+        service = Service(config)
+        service.bootstrap()
+        service.start()
+        url = _client_url(config, config.port)
+        clouds = write_clouds_yaml(config.data_dir / "clouds.yaml", url, service.passwords)
+        _print_welcome(config, url, clouds)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(service),
+                log_config=None,
+                log_level=log_level.lower(),
+                access_log=access_log,
+                lifespan="off",
+                timeout_graceful_shutdown=10,
+            )
+        )
+        for sig in previous:
+            signal.signal(sig, _ignore)
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig in previous:
+            signal.signal(sig, _ignore)
+        if service is not None:
+            service.stop()
+        if sock is not None:
+            sock.close()
+        _drop_pidfile(pidfile)
+    err.print("Isthmus stopped.")
+
+
+def _print_welcome(config: Config, url: str, clouds: Path) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"[bold]Isthmus {__version__}[/] serving [bold]{url}[/] (pid {os.getpid()})")
+    out.print(f"  data dir     {config.data_dir}")
+    out.print(f"  database     {_safe_url(config.database_url)}")
+    out.print(f"  clouds.yaml  {clouds}  (clouds: isthmus = admin, isthmus-demo = demo member)")
+    out.print(f"  credentials  {config.data_dir / 'secrets.yaml'}")
+    out.print(f"  admin API    {url}/isthmus/v1  (docs: {url}/isthmus/v1/docs)")
+    out.print("Use it with:")
+    out.print(f"  export OS_CLIENT_CONFIG_FILE={clouds}")
+    out.print("  openstack --os-cloud isthmus server list")
+    out.print("  isthmus site list")
+    out.print("Stop with Ctrl-C (or SIGTERM).", style="dim")
+    sys.stdout.flush()
+
+
+def _safe_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+@app.command()
+def worker(
+    data_dir: DataDirOption = Path("data"),
+    config_file: ConfigOption = None,
+    database: DatabaseOption = None,
+    workers: WorkersOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Run engine and health monitor only, no API, until SIGINT/SIGTERM.
+
+    For more workers on a PostgreSQL database that `isthmus up` (or `isthmus migrate`)
+    set up. Embedded sites keep their state under the data dir: share it with `up`.
+    """
+    from sqlalchemy import inspect
+
+    from isthmus.service import Service
+
+    _setup_logging(log_level)
+    config = _load(data_dir, config_file, database=database, workers=workers)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    service = Service(config, run_engine=True)
+    try:
+        if not inspect(service.db.engine).has_table("sites"):
+            raise CommandError(
+                f"The database {_safe_url(config.database_url)} has no Isthmus schema:"
+                " run `isthmus migrate` or `isthmus up` first."
+            )
+        service.start()
+        err.print(f"Isthmus worker {service.engine.owner} running (pid {os.getpid()}).")
+        while not stop.wait(1.0):
+            pass
+    finally:
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    err.print("Isthmus worker stopped.")
+
+
+@app.command()
+def migrate(
+    data_dir: DataDirOption = Path("data"),
+    config_file: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Bring the database schema to the newest revision (idempotent)."""
+    from isthmus.store.db import Database
+
+    config = _load(data_dir, config_file, database=database)
+    if config.database is None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(config.database_url)
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    typer.echo(f"Schema of {_safe_url(config.database_url)} is up to date.")
+
+
+app.add_typer(site_app, name="site")
+app.add_typer(resource_app, name="resource")
+app.command("work")(work_command)
+
+
+def main() -> None:
+    """Console-script entry point: expected errors print a message and exit 1."""
+    try:
+        app()
+    except IsthmusError as exc:
+        err.print(f"[red]Error:[/] {exc.message}")
+        raise SystemExit(1) from None
+    except Exception as exc:
+        if _is_database_error(exc):  # the database cannot be reached or used
+            err.print(f"[red]Error:[/] database: {str(getattr(exc, 'orig', exc)).strip()}")
+            raise SystemExit(1) from None
+        raise
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _is_database_error(exc: Exception) -> bool:
+    if "sqlalchemy" not in sys.modules:  # keeps the client commands' start-up light
+        return False
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)
+
+
+if __name__ == "__main__":
+    main()
