@@ -35,8 +35,17 @@ class WorkItem:
     attempts: int
 
 
-def enqueue(session: Session, resource_id: str, kind: str, site: str, delay: float = 0.0) -> None:
-    """Ask for (resource, site) to be reconciled, at the earliest after `delay` s."""
+def enqueue(
+    session: Session,
+    resource_id: str,
+    kind: str,
+    site: str,
+    delay: float = 0.0,
+    if_absent: bool = False,
+) -> None:
+    """Ask for (resource, site) to be reconciled, at the earliest after `delay` s.
+    With `if_absent`, a request already queued for the pair is left as it is (a
+    prerequisite asked for by many waiters is not re-requested by each)."""
     now = time.time()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -50,10 +59,13 @@ def enqueue(session: Session, resource_id: str, kind: str, site: str, delay: flo
         lease_until=0.0,
         created_at=now,
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Work.resource_id, Work.site],
-        set_={"seq": Work.seq + 1, "not_before": now + delay, "attempts": 0},
-    )
+    if if_absent:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[Work.resource_id, Work.site])
+    else:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Work.resource_id, Work.site],
+            set_={"seq": Work.seq + 1, "not_before": now + delay, "attempts": 0},
+        )
     session.execute(stmt)
 
 
@@ -74,16 +86,39 @@ def claim(session: Session, owner: str, limit: int) -> list[WorkItem]:
         return []
     session.execute(
         update(Work)
+        .execution_options(synchronize_session=False)
         .where(Work.id.in_([row.id for row in rows]))
         .values(lease_owner=owner, lease_until=now + LEASE_SECONDS)
     )
     return [WorkItem(r.id, r.resource_id, r.kind, r.site, r.seq, r.attempts) for r in rows]
 
 
+def claim_pair(
+    session: Session, owner: str, resource_id: str, kind: str, site: str
+) -> WorkItem | None:
+    """Lease the item for (resource, site) now, queueing it first if needed; None
+    when another worker holds it. Lets a worker bring a prerequisite along."""
+    enqueue(session, resource_id, kind, site, if_absent=True)
+    now = time.time()
+    result = session.execute(
+        update(Work)
+        .execution_options(synchronize_session=False)
+        .where(Work.resource_id == resource_id, Work.site == site, Work.lease_until < now)
+        .values(lease_owner=owner, lease_until=now + LEASE_SECONDS)
+    )
+    if result.rowcount != 1:
+        return None
+    row = session.scalar(select(Work).where(Work.resource_id == resource_id, Work.site == site))
+    if row is None:
+        return None
+    return WorkItem(row.id, row.resource_id, row.kind, row.site, row.seq, row.attempts)
+
+
 def renew(session: Session, owner: str) -> None:
     """Extend every lease `owner` holds."""
     session.execute(
         update(Work)
+        .execution_options(synchronize_session=False)
         .where(Work.lease_owner == owner)
         .values(lease_until=time.time() + LEASE_SECONDS)
     )
@@ -91,7 +126,11 @@ def renew(session: Session, owner: str) -> None:
 
 def complete(session: Session, item: WorkItem) -> None:
     """Done with `item`: drop it, or keep it for another pass if re-requested."""
-    result = session.execute(delete(Work).where(Work.id == item.id, Work.seq == item.seq))
+    result = session.execute(
+        delete(Work)
+        .execution_options(synchronize_session=False)
+        .where(Work.id == item.id, Work.seq == item.seq)
+    )
     if result.rowcount == 0:
         session.execute(
             update(Work).where(Work.id == item.id).values(lease_owner=None, lease_until=0.0)
@@ -99,12 +138,19 @@ def complete(session: Session, item: WorkItem) -> None:
 
 
 def retry_later(
-    session: Session, item: WorkItem, delay: float, error: str | None, count_attempt: bool = True
+    session: Session,
+    item: WorkItem,
+    delay: float,
+    error: str | None,
+    count_attempt: bool = True,
+    waiting_on: str | None = None,
 ) -> None:
-    """Release `item` to run again after `delay` (at once if re-requested meanwhile)."""
+    """Release `item` to run again after `delay` (at once if re-requested
+    meanwhile, or when `waiting_on` lands in the site)."""
     now = time.time()
     session.execute(
         update(Work)
+        .execution_options(synchronize_session=False)
         .where(Work.id == item.id)
         .values(
             lease_owner=None,
@@ -112,7 +158,18 @@ def retry_later(
             not_before=case((Work.seq == item.seq, now + delay), else_=now),
             attempts=Work.attempts + (1 if count_attempt else 0),
             last_error=error,
+            waiting_on=waiting_on,
         )
+    )
+
+
+def wake_waiters(session: Session, resource_id: str, site: str) -> None:
+    """Make the items of `site` that wait for `resource_id` ready now."""
+    session.execute(
+        update(Work)
+        .execution_options(synchronize_session=False)
+        .where(Work.waiting_on == resource_id, Work.site == site)
+        .values(not_before=time.time(), waiting_on=None)
     )
 
 
@@ -120,6 +177,7 @@ def wake_site(session: Session, site: str) -> None:
     """Make every waiting row of `site` ready now (the site came back)."""
     session.execute(
         update(Work)
+        .execution_options(synchronize_session=False)
         .where(Work.site == site, Work.not_before > time.time())
         .values(not_before=time.time())
     )

@@ -33,7 +33,21 @@ from isthmus.store.tables import Binding, Resource, Site, Work
 log = logging.getLogger(__name__)
 
 POLL_TRANSIENT_SECONDS = 0.5
-WAIT_FOR_NEEDS_SECONDS = 0.05
+WAIT_FOR_NEEDS_SECONDS = 2.0  # a fallback: a prerequisite that lands wakes its waiters
+
+
+MAX_INLINE_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the read step found for one item."""
+
+    plan: Plan
+    generation: int
+    missing: list[tuple[str, str]]
+    leaving: list[tuple[str, str]]
+    up_to_date: bool
 
 
 @dataclass(frozen=True)
@@ -132,15 +146,14 @@ class Engine:
                 time.sleep(min(0.05, max(0.0, waiting - time.time())))
         return False
 
-    def process(self, item: queue.WorkItem) -> None:
+    def process(self, item: queue.WorkItem, depth: int = 0) -> None:
         try:
-            self._process(item)
+            self._process(item, depth)
         except Exception as exc:  # never lose the item: retry with backoff
             log.exception("work item %s failed unexpectedly", item)
             self._retry(item, f"internal error: {exc}", None)
 
-    def _process(self, item: queue.WorkItem) -> None:
-        # 1. read
+    def _read(self, item: queue.WorkItem) -> _Snapshot:
         with self.db.read() as session:
             resource = session.get(Resource, item.resource_id)
             generation = resource.generation if resource else 0
@@ -149,7 +162,6 @@ class Engine:
             missing = [
                 (rid, kind) for rid, kind in the_plan.needs if not is_bound(session, rid, item.site)
             ]
-            leaving = [(rid, kind) for rid, kind in the_plan.waits_for]
             up_to_date = (
                 binding is not None
                 and the_plan.present
@@ -157,6 +169,28 @@ class Engine:
                 and binding.observed_status not in TRANSIENT
                 and not binding.last_error
             )
+        return _Snapshot(the_plan, generation, missing, list(the_plan.waits_for), up_to_date)
+
+    def _bring_along(self, site: str, needs: list[tuple[str, str]], depth: int) -> bool:
+        """Process missing prerequisites here and now when no other worker holds
+        them (their own lease keeps this exclusive); True if any was processed."""
+        processed = False
+        for resource_id, kind in needs:
+            with self.db.session() as session:
+                dependency = queue.claim_pair(session, self.owner, resource_id, kind, site)
+            if dependency is not None:
+                self.process(dependency, depth + 1)
+                processed = True
+        return processed
+
+    def _process(self, item: queue.WorkItem, depth: int = 0) -> None:
+        # 1. read (bringing prerequisites along saves a round trip through the queue)
+        snapshot = self._read(item)
+        if snapshot.missing and depth < MAX_INLINE_DEPTH:
+            if self._bring_along(item.site, snapshot.missing, depth):
+                snapshot = self._read(item)
+        the_plan, generation = snapshot.plan, snapshot.generation
+        missing, leaving, up_to_date = snapshot.missing, snapshot.leaving, snapshot.up_to_date
         if missing or leaving:
             self._wait_for(item, missing + leaving, the_plan)
             return
@@ -190,7 +224,7 @@ class Engine:
         with self.db.session() as session:
             reasons = []
             for resource_id, kind in others:
-                queue.enqueue(session, resource_id, kind, item.site)
+                queue.enqueue(session, resource_id, kind, item.site, if_absent=True)
                 blocked = session.scalar(
                     select(Work.last_error).where(
                         Work.resource_id == resource_id, Work.site == item.site
@@ -207,7 +241,14 @@ class Engine:
                         "pending_reason": reason,
                         "site": item.site,
                     }
-            queue.retry_later(session, item, WAIT_FOR_NEEDS_SECONDS, reason, count_attempt=False)
+            queue.retry_later(
+                session,
+                item,
+                WAIT_FOR_NEEDS_SECONDS,
+                reason,
+                count_attempt=False,
+                waiting_on=others[0][0],
+            )
         self.wake()
 
     def _record(
@@ -236,6 +277,7 @@ class Engine:
             elif binding is not None:
                 session.delete(binding)
                 session.flush()
+            queue.wake_waiters(session, item.resource_id, item.site)
             after(session, item.kind, resource, item.resource_id, item.site, observed is not None)
             if (
                 resource is not None

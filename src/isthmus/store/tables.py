@@ -105,10 +105,13 @@ class Work(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the prerequisite this item waits for in its site; its arrival wakes the item
+    waiting_on: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[float] = mapped_column(Float, default=0.0)
 
     __table_args__ = (
         UniqueConstraint("resource_id", "site", name="uq_work_resource_site"),
+        Index("ix_work_waiting_on", "waiting_on"),
         Index("ix_work_ready", "not_before", "lease_until"),
         Index("ix_work_site", "site"),
     )

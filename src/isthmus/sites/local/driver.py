@@ -151,16 +151,15 @@ class LocalDriver:
         return obj
 
     def _usage(self) -> dict[str, int]:
-        usage = {"vcpus": 0, "ram_mb": 0, "disk_gb": 0, "servers": 0, "volumes": 0}
-        for obj in self.state.list("server"):
-            usage["vcpus"] += int(obj.spec.get("vcpus", 0))
-            usage["ram_mb"] += int(obj.spec.get("ram_mb", 0))
-            usage["disk_gb"] += int(obj.spec.get("disk_gb", 0))
-            usage["servers"] += 1
-        for obj in self.state.list("volume"):
-            usage["disk_gb"] += int(obj.spec.get("size_gb", 0))
-            usage["volumes"] += 1
-        return usage
+        servers = self.state.totals("server", ("vcpus", "ram_mb", "disk_gb"))
+        volumes = self.state.totals("volume", ("size_gb",))
+        return {
+            "vcpus": servers["vcpus"],
+            "ram_mb": servers["ram_mb"],
+            "disk_gb": servers["disk_gb"] + volumes["size_gb"],
+            "servers": servers["count"],
+            "volumes": volumes["count"],
+        }
 
     # -- per kind ------------------------------------------------------------------
 

@@ -116,6 +116,16 @@ class SiteState:
             rows = self._connect().execute("SELECT * FROM objects WHERE kind=?", (kind,)).fetchall()
         return [self._row(r) for r in rows]
 
+    def totals(self, kind: str, keys: tuple[str, ...]) -> dict[str, int]:
+        """Sums of numeric spec fields over the objects of `kind`, plus `count`."""
+        columns = ", ".join(f"COALESCE(SUM(json_extract(spec, '$.{key}')), 0)" for key in keys)
+        row = (
+            self._connect()
+            .execute(f"SELECT COUNT(*), {columns} FROM objects WHERE kind=?", (kind,))
+            .fetchone()
+        )
+        return {"count": int(row[0]), **{key: int(row[i + 1]) for i, key in enumerate(keys)}}
+
     def create(
         self,
         kind: str,
