@@ -6,93 +6,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
+from tests.fixtures.isthmus_process import ISTHMUS, Running, clean_env, free_port, start_isthmus
 from tests.fixtures.openstack_cli import openstack_json, run_openstack
 
 pytestmark = pytest.mark.cli
-
-ISTHMUS = Path(sys.executable).parent / "isthmus"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env.update(PYTHONWARNINGS="ignore", **extra)
-    return env
-
-
-@dataclass
-class Running:
-    """One `isthmus up` subprocess."""
-
-    proc: subprocess.Popen[bytes]
-    data_dir: Path
-    url: str
-    log: Path
-
-    @property
-    def clouds_yaml(self) -> Path:
-        return self.data_dir / "clouds.yaml"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM to exactly this pid, then wait (SIGKILL if it hangs); the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return int(self.proc.returncode)
-
-
-def start_isthmus(data_dir: Path, port: int | None = None) -> Running:
-    port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir.parent / f"{data_dir.name}-up-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(ISTHMUS), "up", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=clean_env(),
-        )
-    running = Running(proc, data_dir, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"isthmus up exited with {proc.returncode}:\n{running.output()}")
-        try:
-            if httpx.get(f"{running.url}/isthmus/v1/health", timeout=2).status_code == 200:
-                return running
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    running.stop()
-    raise AssertionError(f"isthmus up did not answer within 60 s:\n{running.output()}")
 
 
 def isthmus(running: Running, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
