@@ -19,7 +19,8 @@ demo: venv
 # pytest's exit code 5 (no tests collected) counts as a failure.
 test: venv
 	@lint=0; $(VENV)/bin/ruff check $(LINT_PATHS) || lint=$$?; \
-	tests=0; $(VENV)/bin/pytest -q -ra || tests=$$?; \
+	tests=0; ISTHMUS_REQUIRE_POSTGRES=$$([ "$$(id -u)" = 0 ] && echo 1 || echo 0) \
+		$(VENV)/bin/pytest -q -ra --durations=15 || tests=$$?; \
 	if [ $$lint -ne 0 ]; then echo "make test: ruff check failed (exit $$lint)" >&2; fi; \
 	if [ $$tests -ne 0 ]; then echo "make test: pytest failed (exit $$tests)" >&2; fi; \
 	[ $$lint -eq 0 ] && [ $$tests -eq 0 ]

@@ -37,6 +37,12 @@ WAIT_FOR_NEEDS_SECONDS = 2.0  # a fallback: a prerequisite that lands wakes its 
 
 
 MAX_INLINE_DEPTH = 3
+KIND_ORDER = {
+    kind: rank
+    for rank, kind in enumerate(
+        ("network", "subnet", "security_group", "image", "port", "server", "volume", "snapshot")
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class Engine:
         """Claim and process up to `batch` ready items; returns how many."""
         with self.db.session() as session:
             items = queue.claim(session, self.owner, self.options.batch)
+        # prerequisites first, so a batch holding a port and its server needs one pass
+        items.sort(key=lambda item: KIND_ORDER.get(item.kind, len(KIND_ORDER)))
         for item in items:
             self.process(item)
         return len(items)

@@ -53,9 +53,7 @@ def limits(session: Session, project_id: str) -> dict[str, int]:
     overrides = dict(
         session.execute(
             select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return {name: int(overrides.get(name, default)) for name, default in DEFAULTS.items()}
 
