@@ -8,20 +8,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from isthmus.api.tokens import TokenSigner
+from isthmus.api.tokens import TokenData, TokenSigner
 from isthmus.config import Config
 from isthmus.engine.health import HealthMonitor
 from isthmus.engine.worker import Engine, EngineOptions
+from isthmus.errors import NotFound, Unauthorized
 from isthmus.sites.registry import SiteRegistry
 from isthmus.store import identity, repo
 from isthmus.store.db import Database
-from isthmus.store.tables import Project, Resource, Setting, Site, User
+from isthmus.store.tables import Project, Resource, RevokedToken, Setting, Site, User
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,22 @@ class Service:
         self.health.stop()
         self.sites.close()
         self.db.dispose()
+
+    def verify_token(self, token: str, *, subject: bool = False) -> TokenData:
+        """The token's data if it is genuine, unexpired and not revoked."""
+        data = self.tokens.verify(token, subject=subject)
+        with self.db.read() as session:
+            if session.get(RevokedToken, data.audit_id) is not None:
+                error = NotFound if subject else Unauthorized
+                raise error("The token has been revoked.")
+        return data
+
+    def revoke_token(self, data: TokenData) -> None:
+        """Revoke one token until it would have expired (expired entries are dropped)."""
+        with self.db.session() as session:
+            session.execute(delete(RevokedToken).where(RevokedToken.expires_at < time.time()))
+            if session.get(RevokedToken, data.audit_id) is None:
+                session.add(RevokedToken(audit_id=data.audit_id, expires_at=data.expires_at))
 
     def wake(self) -> None:
         """Intent changed: let the engine look now."""

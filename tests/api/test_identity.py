@@ -64,3 +64,24 @@ def test_admin_creates_project_user_and_grant(cloud: Cloud) -> None:
     assert duplicate.status_code == 409
     missing_name = cloud.client.post("/identity/v3/users", headers=cloud.admin, json={"user": {}})
     assert missing_name.status_code == 400
+
+
+def test_a_revoked_token_stops_working(cloud: Cloud) -> None:
+    headers = cloud.headers("demo", "demo")
+    token = headers["X-Auth-Token"]
+    assert cloud.client.get("/compute/v2.1/servers", headers=headers).status_code == 200
+    other = cloud.new_member("mallory")
+    forbidden = cloud.client.delete(
+        "/identity/v3/auth/tokens", headers={**other, "X-Subject-Token": token}
+    )
+    assert forbidden.status_code == 403
+    revoked = cloud.client.delete(
+        "/identity/v3/auth/tokens", headers={**headers, "X-Subject-Token": token}
+    )
+    assert revoked.status_code == 204
+    assert cloud.client.get("/compute/v2.1/servers", headers=headers).status_code == 401
+    check = cloud.client.get(
+        "/identity/v3/auth/tokens", headers={**cloud.admin, "X-Subject-Token": token}
+    )
+    assert check.status_code == 404
+    assert cloud.client.get("/compute/v2.1/servers", headers=cloud.admin).status_code == 200

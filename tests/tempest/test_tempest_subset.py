@@ -82,7 +82,6 @@ COMPUTE_FEATURES_OFF = (
     "swap_volume",
     "volume_multiattach",
     "disk_config",
-    "enable_instance_password",
 )
 
 IDENTITY_FEATURES_OFF = (

@@ -50,4 +50,4 @@ def get_context(request: Request) -> RequestContext:
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
     service = request.app.state.service
-    return RequestContext(service.tokens.verify(token))
+    return RequestContext(service.verify_token(token))

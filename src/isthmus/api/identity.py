@@ -102,7 +102,7 @@ def issue_token(request: Request, response: Response, body: dict[str, Any]) -> d
                 str(user_ref.get("password", "")),
             )
         elif "token" in methods:
-            old = service.tokens.verify(str((auth["identity"].get("token") or {}).get("id", "")))
+            old = service.verify_token(str((auth["identity"].get("token") or {}).get("id", "")))
             user = session.get(User, old.user_id)
             if user is None or not user.enabled:
                 raise Unauthorized("The request you have made requires authentication.")
@@ -143,7 +143,7 @@ def validate_token(
     request: Request, response: Response, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     subject = request.headers.get("X-Subject-Token", "")
-    data = request.app.state.service.tokens.verify(subject, subject=True)
+    data = request.app.state.service.verify_token(subject, subject=True)
     if data.user_id != ctx.user_id:
         ctx.require_admin("identity:validate_token")
     response.headers["X-Subject-Token"] = subject
@@ -152,7 +152,7 @@ def validate_token(
 
 @router.head("/v3/auth/tokens", status_code=200)
 def check_token(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
-    request.app.state.service.tokens.verify(
+    request.app.state.service.verify_token(
         request.headers.get("X-Subject-Token", ""), subject=True
     )
     return Response(status_code=200)
@@ -160,9 +160,11 @@ def check_token(request: Request, ctx: RequestContext = Depends(get_context)) ->
 
 @router.delete("/v3/auth/tokens", status_code=204)
 def revoke_token(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
-    request.app.state.service.tokens.verify(
-        request.headers.get("X-Subject-Token", ""), subject=True
-    )
+    service = request.app.state.service
+    data = service.verify_token(request.headers.get("X-Subject-Token", ""), subject=True)
+    if data.user_id != ctx.user_id:
+        ctx.require_admin("identity:revoke_token")
+    service.revoke_token(data)
     return Response(status_code=204)
 
 

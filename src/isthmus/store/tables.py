@@ -211,3 +211,12 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RevokedToken(Base):
+    """A token revoked before its expiry (DELETE /identity/v3/auth/tokens)."""
+
+    __tablename__ = "revoked_tokens"
+
+    audit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)

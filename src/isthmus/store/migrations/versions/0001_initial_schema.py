@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:55:38.136294
+Create Date: 2026-11-23 19:03:31.712931
 """
 
 from __future__ import annotations
@@ -102,6 +102,12 @@ def upgrade() -> None:
         batch_op.create_index("ix_resources_kind_site", ["kind", "site"], unique=False)
 
     op.create_table(
+        "revoked_tokens",
+        sa.Column("audit_id", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("audit_id"),
+    )
+    op.create_table(
         "settings",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
@@ -181,6 +187,7 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("sites")
     op.drop_table("settings")
+    op.drop_table("revoked_tokens")
     with op.batch_alter_table("resources", schema=None) as batch_op:
         batch_op.drop_index("ix_resources_kind_site")
         batch_op.drop_index("ix_resources_kind_project_created")
