@@ -241,8 +241,9 @@ class ServerViews:
                 "isthmus:site": server.site,
             }
         )
-        if server.observed.get("pending_reason") and not server.deleting:
-            body["isthmus:pending_reason"] = str(server.observed["pending_reason"])
+        reason = None if server.deleting else repo.pending_reason(self.session, server)
+        if reason:
+            body["isthmus:pending_reason"] = reason
         if ctx.is_admin:
             body.update(
                 {
