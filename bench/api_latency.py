@@ -6,24 +6,28 @@ never started), the demo project gets the servers -- ACTIVE, spread over the
 sites, with the spec the Compute API writes, one port each with a fixed IP (and
 the IP/MAC allocations and site bindings the engine would have left) -- through
 SQLAlchemy Core bulk inserts, and the real ASGI app is served by uvicorn on a
-loopback port in a thread. One keep-alive httpx client then sends sequential
-requests:
+loopback port in a thread (after gc.freeze(), as `isthmus up` does). One
+keep-alive httpx client then sends sequential requests:
 
 - GET /compute/v2.1/servers/{id} for random servers (demo token);
-- GET /compute/v2.1/servers/detail?limit=1000, following the next links (demo);
-- GET /compute/v2.1/servers?limit=1000, following the next links (demo);
-- GET /compute/v2.1/servers/detail?all_tenants=1&limit=1000 (admin token).
+- GET /compute/v2.1/servers/detail?limit=1000 and /servers?limit=1000 (demo), and
+  /servers/detail?all_tenants=1&limit=1000 (admin): the first page, then pages
+  after random markers (so at random depths);
+- GET /compute/v2.1/servers/detail with filters checked in Python (a name, a
+  name regex, a status nothing has): each reads the whole project.
 
 PostgreSQL runs as a private throw-away server (tests/fixtures/postgres.py); when
 none can be started here the bench prints "postgresql: skipped (reason)".
 
     .venv/bin/python bench/api_latency.py [--servers 100000] [--sites 10]
-        [--show-requests 300] [--list-requests 30] [--databases sqlite,postgresql]
+        [--show-requests 300] [--list-requests 30] [--filter-requests 10]
+        [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import math
 import random
@@ -39,6 +43,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import uvicorn
@@ -282,7 +287,10 @@ class Served:
     """The real API of `service` served by uvicorn in a thread on a loopback port."""
 
     def __init__(self, service: Service) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # as `isthmus up` binds it: with proto IPPROTO_TCP, so asyncio sets TCP_NODELAY on
+        # the accepted connections (with proto 0 it does not, and every answer written in
+        # two pieces waits 40 ms for the client's delayed ACK)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
@@ -298,6 +306,7 @@ class Served:
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
 
     def __enter__(self) -> Served:
+        gc.freeze()  # as `isthmus up` does once it is set up
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -340,22 +349,22 @@ def timed(client: httpx.Client, url: str, headers: dict[str, str]) -> tuple[floa
     return elapsed * 1000, answer
 
 
-def walk(
-    client: httpx.Client, first: str, headers: dict[str, str], count: int, key: str
+def pages(
+    client: httpx.Client,
+    path: str,
+    headers: dict[str, str],
+    markers: list[str | None],
 ) -> tuple[list[float], int]:
-    """`count` pages, following the next links (from the top again at the end)."""
+    """GET `path` once per marker (None: the first page); the times and the
+    average number of servers per page."""
     samples: list[float] = []
     rows = 0
-    url = first
-    timed(client, first, headers)  # warm-up
-    while len(samples) < count:
-        ms, answer = timed(client, url, headers)
+    timed(client, path, headers)  # warm-up
+    for marker in markers:
+        ms, answer = timed(client, f"{path}&marker={marker}" if marker else path, headers)
         samples.append(ms)
-        body = answer.json()
-        rows += len(body[key])
-        nexts = [link["href"] for link in body.get(f"{key}_links", []) if link["rel"] == "next"]
-        url = nexts[0] if nexts else first
-    return samples, rows // max(1, len(samples))
+        rows += len(answer.json()["servers"])
+    return samples, rows // max(1, len(markers))
 
 
 def measure(
@@ -363,7 +372,7 @@ def measure(
 ) -> list[tuple[str, list[float], str]]:
     rng = random.Random(2)
     results: list[tuple[str, list[float], str]] = []
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=url, timeout=600) as client:
         demo = {"X-Auth-Token": token(client, "demo", passwords["demo"])}
         admin = {"X-Auth-Token": token(client, "admin", passwords["admin"])}
         for server_id in rng.sample(ids, 10):  # warm-up
@@ -374,19 +383,30 @@ def measure(
             assert answer.json()["server"]["addresses"], "a server without addresses"
             samples.append(ms)
         results.append(("GET /servers/{id}", samples, ""))
-        lists: list[tuple[str, str, dict[str, str], str]] = [
-            ("GET /servers/detail?limit=1000", "/compute/v2.1/servers/detail?limit=1000", demo, ""),
-            ("GET /servers?limit=1000", "/compute/v2.1/servers?limit=1000", demo, ""),
-            (
-                "GET /servers/detail?all_tenants=1&limit=1000",
-                "/compute/v2.1/servers/detail?all_tenants=1&limit=1000",
-                admin,
-                " (admin)",
-            ),
+        # the first page, then pages after random markers (random depths)
+        markers = [None, *rng.sample(ids, max(0, args.list_requests - 1))]
+        lists = [
+            ("/servers/detail?limit=1000", demo, ""),
+            ("/servers?limit=1000", demo, ""),
+            ("/servers/detail?all_tenants=1&limit=1000", admin, ", admin"),
         ]
-        for label, first, headers, note in lists:
-            samples, per_page = walk(client, first, headers, args.list_requests, "servers")
-            results.append((label, samples, f"{per_page} servers/page{note}"))
+        for path, headers, note in lists:
+            samples, per_page = pages(client, f"/compute/v2.1{path}", headers, markers)
+            results.append((f"GET {path}[&marker]", samples, f"{per_page} servers/page{note}"))
+        # filters post-filtered in Python: each of these reads the whole project
+        filtered = [
+            ("/servers/detail?name=bench-0999&limit=1000", "a plain name: LIKE, then the regex"),
+            ("/servers/detail?name=^bench-.*99$&limit=1000", "a regex: names scanned"),
+            ("/servers/detail?status=SHUTOFF&limit=1000", "no match"),
+        ]
+        for path, note in filtered:
+            samples, per_page = pages(
+                client,
+                f"/compute/v2.1{quote(path, safe='/?&=')}",
+                demo,
+                [None] * args.filter_requests,
+            )
+            results.append((f"GET {path}", samples, f"{per_page} servers/page, {note}"))
     return results
 
 
@@ -410,8 +430,8 @@ def run(label: str, database: str | None, args: argparse.Namespace, report: Call
                 results = measure(served.url, service.passwords, ids, args)
             for name, samples, note in results:
                 report(
-                    f"  {name:46s} n={len(samples):4d}  p50 {statistics.median(samples):8.1f} ms"
-                    f"  p99 {percentile(samples, 0.99):8.1f} ms  {note}"
+                    f"  {name:52s} n={len(samples):3d}  p50 {statistics.median(samples):7.1f} ms"
+                    f"  p99 {percentile(samples, 0.99):7.1f} ms  {note}"
                 )
         finally:
             service.stop()
@@ -423,6 +443,7 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--show-requests", type=int, default=300)
     parser.add_argument("--list-requests", type=int, default=30)
+    parser.add_argument("--filter-requests", type=int, default=10)
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]

@@ -9,7 +9,7 @@ from typing import Any
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.queue import enqueue
 from isthmus.service import Service
-from isthmus.store import ports, repo
+from isthmus.store import ports, repo, segments
 from isthmus.store.placement import place, server_need
 from isthmus.store.tables import Project
 
@@ -53,8 +53,9 @@ def add_network(
     from isthmus.model import ipam
 
     with service.db.session() as session:
+        spec = {"mtu": 1450, "segmentation_id": segments.allocate_vni(session)}
         net = repo.add(
-            session, "network", project_id=project, name=name, status="ACTIVE", spec={"mtu": 1450}
+            session, "network", project_id=project, name=name, status="ACTIVE", spec=spec
         )
         network = ipam.parse_cidr(cidr)
         gateway = ipam.default_gateway(network)

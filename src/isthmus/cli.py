@@ -14,6 +14,7 @@ Expected errors print a message and exit 1, without a traceback.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from rich.console import Console
 
 from isthmus import __version__
 from isthmus.cli_client import ConnectOptions
+from isthmus.cli_exec import server_app
 from isthmus.cli_sites import resource_app, site_app, work_command
 from isthmus.config import DEFAULT_PORT, Config, load_config
 from isthmus.errors import IsthmusError
@@ -200,12 +202,27 @@ def up(
     ] = None,
     log_level: LogLevelOption = "info",
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    site_mode: Annotated[
+        bool,
+        typer.Option(
+            "--site-mode",
+            help="Serve exactly one embedded site (usable as an `openstack` site of another"
+            " Isthmus through its clouds.yaml cloud `isthmus`).",
+        ),
+    ] = False,
+    site_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name (availability zone) of the one site in site mode (default: local)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenStack APIs and the admin API, with the engine, in this process.
 
     A fresh data dir gets three embedded sites (site-a, site-b, site-c), flavors, a
     default image, and admin/demo users whose passwords go to <data-dir>/secrets.yaml
-    and <data-dir>/clouds.yaml. Stops cleanly on SIGINT/SIGTERM.
+    and <data-dir>/clouds.yaml. With --site-mode it gets exactly one embedded site
+    (--site-name, default `local`) instead. Stops cleanly on SIGINT/SIGTERM.
     """
     import uvicorn
 
@@ -222,7 +239,11 @@ def up(
         port=port,
         workers=workers,
         public_url=public_url,
+        site_mode=True if site_mode else None,
+        site_name=site_name,
     )
+    if site_name is not None and not config.site_mode:
+        raise CommandError("--site-name names the one site of --site-mode; add --site-mode.")
     pidfile = _take_pidfile(config.data_dir)
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -250,6 +271,10 @@ def up(
         )
         for sig in previous:
             signal.signal(sig, _ignore)
+        # what is built by now (modules, app, routes) lives as long as the process:
+        # keep the collector from walking it again in every full collection (building
+        # a page of 1000 servers allocates enough to set off several)
+        gc.freeze()
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
@@ -272,6 +297,11 @@ def _print_welcome(config: Config, url: str, clouds: Path) -> None:
     out.print(f"  clouds.yaml  {clouds}  (clouds: isthmus = admin, isthmus-demo = demo member)")
     out.print(f"  credentials  {config.data_dir / 'secrets.yaml'}")
     out.print(f"  admin API    {url}/isthmus/v1  (docs: {url}/isthmus/v1/docs)")
+    if config.site_mode:
+        out.print(
+            f"  site mode    one embedded site, availability zone [bold]{config.site_name}[/];"
+            " another Isthmus can use this one as an `openstack` site (cloud `isthmus`)"
+        )
     out.print("Use it with:")
     out.print(f"  export OS_CLIENT_CONFIG_FILE={clouds}")
     out.print("  openstack --os-cloud isthmus server list")
@@ -356,6 +386,7 @@ def migrate(
 app.add_typer(site_app, name="site")
 app.add_typer(resource_app, name="resource")
 app.command("work")(work_command)
+app.add_typer(server_app, name="server")
 
 
 def main() -> None:

@@ -10,10 +10,18 @@ options. The config file looks like:
       - name: site-a
         driver: local
         config: {vcpus: 64, ram_mb: 131072, disk_gb: 2000, boot_seconds: 1}
+      - name: region-two
+        driver: openstack
+        config: {cloud: region-two, clouds_yaml: /etc/isthmus/clouds.yaml}
+
+Site mode (`site_mode: true`, `isthmus up --site-mode`) serves exactly one embedded
+site, named `site_name` (default `local`), through the same API: such an Isthmus
+can be an `openstack` site of another Isthmus. It takes no `sites` list.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +30,11 @@ import yaml
 
 from isthmus.errors import BadRequest
 
+SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"  # a site name is its availability zone
+
 DEFAULT_PORT = 8780
 DEFAULT_SITES = ("site-a", "site-b", "site-c")
+DEFAULT_SITE_MODE_NAME = "local"
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,10 @@ class Config:
     boot_seconds: float = 1.0
     health_interval: float = 2.0
     max_image_size: int = 1024**4  # bytes an image upload may hold (Glance's image_size_cap)
+    site_mode: bool = False  # serve exactly one embedded site (see the module docstring)
+    site_name: str = DEFAULT_SITE_MODE_NAME
+    fabric: str = ""  # "embedded": embedded sites get the kernel data plane where it can run
+    vni_range: tuple[int, int] = (1001, 16777215)  # segment ids given to new networks
 
     @property
     def database_url(self) -> str:
@@ -55,7 +70,9 @@ class Config:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def default_sites(self) -> list[SiteConfig]:
-        """The configured sites, or three embedded ones."""
+        """The configured sites, or three embedded ones; in site mode the one site."""
+        if self.site_mode:
+            return [SiteConfig(self.site_name, "local", {"boot_seconds": self.boot_seconds})]
         if self.sites:
             return self.sites
         return [
@@ -88,8 +105,23 @@ def load_config(data_dir: Path, config_file: Path | None = None, **overrides: An
         "boot_seconds",
         "health_interval",
         "max_image_size",
+        "site_mode",
+        "site_name",
+        "fabric",
+        "vni_range",
     }
     unknown = set(values) - known
     if unknown:
         raise BadRequest(f"Unknown config keys: {', '.join(sorted(unknown))}")
-    return Config(data_dir=data_dir, sites=sites, **values)
+    config = Config(data_dir=data_dir, sites=sites, **values)
+    if config.site_mode and config.sites:
+        raise BadRequest(
+            "Site mode serves exactly one embedded site: remove `sites` from the config"
+            " (name the site with `site_name` or --site-name)."
+        )
+    if not re.fullmatch(SITE_NAME_PATTERN, str(config.site_name)):
+        raise BadRequest(
+            f"Invalid site name {config.site_name!r}: 1-63 letters, digits, '-' or '_',"
+            " starting with a letter or digit."
+        )
+    return config

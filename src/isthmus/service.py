@@ -16,10 +16,10 @@ import yaml
 from sqlalchemy import delete, select
 
 from isthmus.api.tokens import TokenData, TokenSigner
-from isthmus.config import Config
+from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import HealthMonitor
 from isthmus.engine.worker import Engine, EngineOptions
-from isthmus.errors import NotFound, Unauthorized
+from isthmus.errors import BadRequest, NotFound, Unauthorized
 from isthmus.sites.registry import SiteRegistry
 from isthmus.store import identity, repo
 from isthmus.store.db import Database
@@ -210,6 +210,16 @@ class Service:
 
     def _bootstrap_sites(self) -> None:
         with self.db.session() as session:
+            if self.config.site_mode:
+                others = session.scalars(
+                    select(Site.name).where(Site.name != self.config.site_name)
+                ).all()
+                if others:
+                    raise BadRequest(
+                        f"Site mode serves exactly one site ({self.config.site_name}), but the"
+                        f" data dir {self.config.data_dir} already has sites"
+                        f" {', '.join(sorted(others))}: use another data dir."
+                    )
             have_any = session.scalar(select(Site.name).limit(1)) is not None
             if have_any and not self.config.sites:
                 return  # sites added at run time are kept; config adds only missing ones
@@ -219,9 +229,17 @@ class Service:
                         Site(
                             name=site.name,
                             driver=site.driver,
-                            config=site.config,
+                            config=self._site_config(site),
                             enabled=True,
                             health="unknown",
                             created_at=repo.utcnow(),
                         )
                     )
+
+    def _site_config(self, site: SiteConfig) -> dict[str, Any]:
+        """A configured site's stored config; `fabric: embedded` asks every embedded
+        site for the kernel data plane (a site's own `data_plane` setting wins)."""
+        config = dict(site.config)
+        if self.config.fabric == "embedded" and site.driver == "local":
+            config.setdefault("data_plane", True)
+        return config

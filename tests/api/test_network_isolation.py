@@ -174,6 +174,15 @@ def test_other_project_gets_404_everywhere_and_changes_nothing(cloud: Cloud) -> 
         assert not demo_ids & {i["id"] for i in items}, collection
     listed = api(cloud, "GET", "/networks", other, status=200)["networks"]
     assert [n["id"] for n in listed] == [public]  # external networks are visible
+    # ... and their subnets, flagged as such (extension subnet-external-network)
+    subnets = api(cloud, "GET", f"/subnets?network_id={public}", other, status=200)["subnets"]
+    assert [s["router:external"] for s in subnets] == [True]
+    shown = api(cloud, "GET", f"/subnets/{subnets[0]['id']}", other, status=200)["subnet"]
+    assert shown["router:external"] is True
+    assert api(cloud, "GET", f"/subnets/{sub}", status=200)["subnet"]["router:external"] is False
+    fails(
+        cloud, "PUT", f"/subnets/{sub}", 400, body={"subnet": {"router:external": True}}
+    )  # read-only, as the extension defines it
     assert api(cloud, "GET", f"/networks/{net}", cloud.admin, status=200)["network"]["id"] == net
 
 

@@ -50,6 +50,15 @@ def test_default_group_and_group_crud(cloud: Cloud) -> None:
         status=200,
     )["security_group"]
     assert renamed["name"] == "www" and renamed["revision_number"] == 2
+    for reserved in ("default", "Default"):  # no second default group by renaming either
+        fails(
+            cloud,
+            "PUT",
+            f"/security-groups/{web['id']}",
+            409,
+            "SecurityGroupDefaultAlreadyExists",
+            body={"security_group": {"name": reserved}},
+        )
     listed = api(cloud, "GET", "/security-groups?name=www&fields=id", status=200)
     assert listed == {"security_groups": [{"id": web["id"]}]}
     fails(cloud, "POST", "/security-groups", 400, body={"security_group": {"stateful": False}})

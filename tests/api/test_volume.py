@@ -45,6 +45,7 @@ def test_volume_lifecycle_in_the_asked_zone(cloud: Cloud) -> None:
     )
     assert (created["status"], created["availability_zone"]) == ("creating", "site-b")
     assert created["volume_type"] == "__DEFAULT__"
+    assert "os-vol-tenant-attr:tenant_id" not in created  # show/list only, as in Cinder
     volume_id = created["id"]
     cloud.wait_idle()
     site = cloud.service.sites.get("site-b")
@@ -69,6 +70,7 @@ def test_volume_lifecycle_in_the_asked_zone(cloud: Cloud) -> None:
     assert updated.status_code == 200
     assert updated.json()["volume"]["name"] == "v1b"
     assert updated.json()["volume"]["metadata"] == {"b": "2"}
+    assert "os-vol-tenant-attr:tenant_id" not in updated.json()["volume"]
 
     extend = {"os-extend": {"new_size": 3}}
     answer = cloud.client.post(f"{V3}/volumes/{volume_id}/action", headers=cloud.demo, json=extend)

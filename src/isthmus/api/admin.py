@@ -50,7 +50,10 @@ from isthmus.store.tables import Binding, Resource, Site, Work
 admin = APIRouter(prefix="/isthmus/v1", tags=["admin"], responses=ERRORS)
 router = APIRouter()  # what api/app.py mounts: the admin API and /metrics
 
+# config keys whose values are never shown (password, secret, token,
+# application_credential_secret, ...), at any depth of a site's config
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
+MASK = "***"
 # what each driver's config may hold, and the type each value must have
 DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
     "local": {
@@ -60,7 +63,22 @@ DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
         "boot_seconds": (int, float),
         "directory": (str,),
     },
+    # credentials are not config: they stay in the clouds.yaml file on this server
+    "openstack": {
+        "cloud": (str,),
+        "clouds_yaml": (str,),
+        "region_name": (str,),
+        "availability_zone": (str,),
+        "flavor_map": (dict,),
+        "default_image": (str,),
+        "settle_seconds": (int, float),
+        "timeout": (int, float),
+        "vcpus": (int,),
+        "ram_mb": (int,),
+        "disk_gb": (int,),
+    },
 }
+REQUIRED_CONFIG = {"openstack": ("cloud",)}
 
 
 def admin_context(request: Request) -> RequestContext:
@@ -77,10 +95,16 @@ def _service(request: Request) -> Any:
 # -- views ---------------------------------------------------------------------------------
 
 
-def _redact(config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: ("***" if SECRET_KEY.search(key) else value) for key, value in (config or {}).items()
-    }
+def _redact(value: Any) -> Any:
+    """`value` with the values of secret-looking keys masked, at any depth."""
+    if isinstance(value, dict):
+        return {
+            key: (MASK if SECRET_KEY.search(str(key)) else _redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
 
 
 def _ints(values: dict[str, Any] | None) -> dict[str, int]:
@@ -130,7 +154,7 @@ def _site_views(session: Session, only: str | None = None) -> list[SiteView]:
             usage=_ints(site.usage),
             allocated=_ints(site.allocated),
             data_plane=site.data_plane or "unknown",
-            config=_redact(site.config),
+            config=_redact(dict(site.config or {})),
             bindings=dict(sorted(bindings[site.name].items())),
             placed=dict(sorted(placed[site.name].items())),
             queued_work=queued.get(site.name, (0, 0))[0],
@@ -204,6 +228,12 @@ def list_sites(request: Request, ctx: RequestContext = Depends(admin_context)) -
 
 def _validate_config(driver: str, config: dict[str, Any]) -> None:
     allowed = DRIVER_CONFIG.get(driver, {})
+    missing = [key for key in REQUIRED_CONFIG.get(driver, ()) if not config.get(key)]
+    if missing:
+        raise BadRequest(
+            f"Driver {driver!r} needs config key(s) {', '.join(missing)}"
+            " (e.g. the cloud's name in a clouds.yaml file on the Isthmus server)."
+        )
     for key, value in config.items():
         if key not in allowed:
             raise BadRequest(
@@ -216,6 +246,10 @@ def _validate_config(driver: str, config: dict[str, Any]) -> None:
             raise BadRequest(f"Config key {key!r} must be {names}, not {value!r}.")
         if isinstance(value, int | float) and value < 0:
             raise BadRequest(f"Config key {key!r} must not be negative.")
+        if isinstance(value, dict) and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise BadRequest(f"Config key {key!r} must map names to names (strings).")
 
 
 @admin.post(
@@ -232,12 +266,17 @@ def add_site(
             f"Invalid site name {body.name!r}: a site name is its availability zone and must be"
             " 1-63 letters, digits, '-' or '_', starting with a letter or digit."
         )
+    service = _service(request)
+    if service.config.site_mode:
+        raise Conflict(
+            f"This Isthmus runs in site mode: it serves exactly one site"
+            f" ({service.config.site_name}) and takes no others."
+        )
     if body.driver not in DRIVERS:
         raise BadRequest(
             f"Unknown site driver {body.driver!r}; known drivers: {', '.join(DRIVERS)}."
         )
     _validate_config(body.driver, body.config)
-    service = _service(request)
     with service.db.session() as session:
         if session.get(Site, body.name) is not None:
             raise Conflict(f"Site {body.name} already exists.")

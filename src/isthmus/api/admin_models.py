@@ -11,9 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from isthmus.config import SITE_NAME_PATTERN
+
 Health = Literal["up", "degraded", "down", "unknown"]
 
-SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+__all__ = ["SITE_NAME_PATTERN"]  # re-exported for api/admin.py
 
 
 # -- sites -------------------------------------------------------------------------------
@@ -33,7 +35,9 @@ class SiteCreate(BaseModel):
     )
     driver: str = Field(
         default="local",
-        description="The kind of site; one of the drivers this Isthmus has (`local`).",
+        description=(
+            "The kind of site; one of the drivers this Isthmus has (`local`, `openstack`)."
+        ),
         examples=["local"],
     )
     config: dict[str, Any] = Field(
@@ -41,7 +45,12 @@ class SiteCreate(BaseModel):
         description=(
             "Driver configuration. For `local`: `vcpus`, `ram_mb`, `disk_gb` (capacity),"
             " `boot_seconds` (time a server spends in BUILD), `directory` (where its state"
-            " lives; default `<data-dir>/sites/<name>`)."
+            " lives; default `<data-dir>/sites/<name>`). For `openstack`: `cloud` (required:"
+            " its name in a clouds.yaml on the Isthmus server, which holds the credentials),"
+            " `clouds_yaml` (that file's path), `region_name`, `availability_zone`,"
+            " `flavor_map` ({Isthmus flavor name: site flavor}), `default_image`,"
+            " `settle_seconds`, `timeout`, `vcpus`/`ram_mb`/`disk_gb` (capacity where the"
+            " site's limits are unlimited). Secret-looking keys are shown masked."
         ),
         examples=[{"vcpus": 16, "ram_mb": 32768, "disk_gb": 500}],
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from importlib import import_module
 from typing import Any
 
@@ -14,6 +15,7 @@ from isthmus.api.errors import install_error_handlers
 
 SERVICE_MODULES = (
     "identity",
+    "identity_layout",
     "compute",
     "compute_extras",
     "compute_keypairs",
@@ -32,6 +34,33 @@ SERVICE_MODULES = (
 )
 
 
+class RequestIdMiddleware:
+    """Every answer names its request, as OpenStack services do (`req-<uuid>` in
+    X-OpenStack-Request-Id; Nova repeats it in X-Compute-Request-Id). Tempest and the
+    SDKs read it; plain ASGI so it costs next to nothing per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req-{uuid.uuid4()}".encode()
+        compute = scope.get("path", "").startswith("/compute")
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-openstack-request-id", request_id))
+                if compute:
+                    headers.append((b"x-compute-request-id", request_id))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 def create_app(service: Any) -> FastAPI:
     """The API of `service` (an isthmus.service.Service, already bootstrapped)."""
     app = FastAPI(
@@ -43,6 +72,7 @@ def create_app(service: Any) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for name in SERVICE_MODULES:
         try:

@@ -1,5 +1,5 @@
 """Compute v2.1 (Nova), part one: version discovery and servers (list, show,
-create, update, delete, start/stop/reboot, metadata, interfaces).
+create, update, delete, start/stop/reboot, metadata, ips, interfaces).
 
 The other compute modules: compute_common (microversions, links, paging),
 compute_create (server create: checks and writes), compute_listing (server
@@ -13,9 +13,11 @@ Every handler follows docs/HACKING.md: a write validates, writes intent and
 enqueues work in one transaction and then wakes the engine; a read only reads.
 A server of another project is 404 for a non-admin, on every endpoint.
 
-Isthmus extension fields in the server body: `isthmus:site` (the site the
-server is placed in, also its availability zone) and, while the engine waits
-to realise a change in the site, `isthmus:pending_reason`.
+The server body is Nova 2.1's (strict clients such as Tempest reject unknown
+keys): the site a server is placed in is its `OS-EXT-AZ:availability_zone` (and
+the admin's `OS-EXT-SRV-ATTR:host`). The one Isthmus extension field,
+`isthmus:pending_reason`, appears only while the engine waits to realise a change
+in the site (a site down, a retry), never on a server that is settled.
 """
 
 from __future__ import annotations
@@ -444,6 +446,37 @@ def delete_metadata_item(
 
     _change_metadata(request, ctx, server_id, "delete metadata", without)
     return Response(status_code=204)
+
+
+# -- ips: the server's addresses by network (read-only) -------------------------------------
+
+
+def _ips(request: Request, ctx: RequestContext, server_id: str) -> dict[str, list[Any]]:
+    """Nova's basic address view: {network label: [{version, addr}]}."""
+    with _service(request).db.read() as session:
+        server = get_server(session, ctx, server_id)
+        addresses = ServerViews(session, [server]).addresses(server)
+    return {
+        label: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+        for label, entries in addresses.items()
+    }
+
+
+@router.get("/v2.1/servers/{server_id}/ips")
+def list_ips(
+    request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    return {"addresses": _ips(request, ctx, server_id)}
+
+
+@router.get("/v2.1/servers/{server_id}/ips/{network_label}")
+def show_ips(
+    request: Request, server_id: str, network_label: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    addresses = _ips(request, ctx, server_id)
+    if network_label not in addresses:
+        raise NotFound("Instance is not a member of specified network")
+    return {network_label: addresses[network_label]}
 
 
 # -- interfaces (read-only) ----------------------------------------------------------------------

@@ -116,17 +116,23 @@ def api_url(request: Request) -> str:
     return f"{base_url_of(request)}/compute/v2.1"
 
 
-def links(request: Request, collection: str, item_id: str) -> list[dict[str, str]]:
-    """Nova's self and bookmark links of one item."""
-    base = base_url_of(request)
+def links(
+    request: Request, collection: str, item_id: str, base: str | None = None
+) -> list[dict[str, str]]:
+    """Nova's self and bookmark links of one item (`base`: base_url_of(request),
+    when the caller has it already)."""
+    base = base or base_url_of(request)
     return [
         {"rel": "self", "href": f"{base}/compute/v2.1/{collection}/{item_id}"},
         {"rel": "bookmark", "href": f"{base}/compute/{collection}/{item_id}"},
     ]
 
 
-def bookmark(request: Request, collection: str, item_id: str) -> list[dict[str, str]]:
-    return [{"rel": "bookmark", "href": f"{base_url_of(request)}/compute/{collection}/{item_id}"}]
+def bookmark(
+    request: Request, collection: str, item_id: str, base: str | None = None
+) -> list[dict[str, str]]:
+    base = base or base_url_of(request)
+    return [{"rel": "bookmark", "href": f"{base}/compute/{collection}/{item_id}"}]
 
 
 def parse_limit(request: Request) -> int:

@@ -117,6 +117,9 @@ def validate_access_ip(field_name: str, value: Any, version: int) -> str:
 
 def _count(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
+    # Nova's positive_integer: an integer, or a string of digits; 2.5 or "2.5" is 400
+    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
+        raise _invalid(key, value, f"{value!r} is not an integer.")
     try:
         count = int(value)
     except (TypeError, ValueError):

@@ -50,4 +50,9 @@ def get_context(request: Request) -> RequestContext:
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
     service = request.app.state.service
-    return RequestContext(service.verify_token(token))
+    data = service.verify_token(token)
+    if not data.project_id and not request.url.path.startswith("/identity/"):
+        raise Unauthorized(
+            "The request you have made requires authentication: a token scoped to a project."
+        )
+    return RequestContext(data)

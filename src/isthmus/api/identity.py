@@ -1,7 +1,8 @@
 """Keystone v3 (the subset clients and Tempest use): version discovery, password
 and token auth with project scope, token validation, projects, users, roles and
 role assignments. Identity management is admin-only; a token can always read
-itself and the user can list their own projects."""
+itself and the user can list their own projects. Domains, services, endpoints and
+regions (read-only views of the fixed layout) are in identity_layout."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 
 from isthmus.api.catalog import base_url_of, catalog
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.tokens import TokenData
-from isthmus.errors import BadRequest, NotFound, Unauthorized
+from isthmus.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from isthmus.store import identity as ids
 from isthmus.store.tables import Project, RoleAssignment, User
 
@@ -50,8 +52,9 @@ def _version(request: Request) -> dict[str, Any]:
 
 @router.get("")
 @router.get("/")
-def versions(request: Request) -> dict[str, Any]:
-    return {"versions": {"values": [_version(request)]}}
+def versions(request: Request) -> JSONResponse:
+    """300 Multiple Choices, as Keystone answers its version list."""
+    return JSONResponse({"versions": {"values": [_version(request)]}}, status_code=300)
 
 
 @router.get("/v3")
@@ -61,24 +64,28 @@ def version(request: Request) -> dict[str, Any]:
 
 
 def _token_body(request: Request, data: TokenData, methods: list[str]) -> dict[str, Any]:
-    return {
-        "token": {
-            "methods": methods,
-            "user": {
-                "id": data.user_id,
-                "name": data.user_name,
-                "domain": DOMAIN,
-                "password_expires_at": None,
-            },
-            "audit_ids": [data.audit_id],
-            "issued_at": _time(data.issued_at),
-            "expires_at": _time(data.expires_at),
-            "project": {"id": data.project_id, "name": data.project_name, "domain": DOMAIN},
-            "is_domain": False,
-            "roles": [{"id": ids.ROLE_IDS[r], "name": r} for r in data.roles],
-            "catalog": catalog(base_url_of(request), data.project_id),
-        }
+    body: dict[str, Any] = {
+        "methods": methods,
+        "user": {
+            "id": data.user_id,
+            "name": data.user_name,
+            "domain": DOMAIN,
+            "password_expires_at": None,
+        },
+        "audit_ids": [data.audit_id],
+        "issued_at": _time(data.issued_at),
+        "expires_at": _time(data.expires_at),
     }
+    if data.project_id:  # an unscoped token has no project, roles or catalog (as in Keystone)
+        body.update(
+            {
+                "project": {"id": data.project_id, "name": data.project_name, "domain": DOMAIN},
+                "is_domain": False,
+                "roles": [{"id": ids.ROLE_IDS[r], "name": r} for r in data.roles],
+                "catalog": catalog(base_url_of(request), data.project_id),
+            }
+        )
+    return {"token": body}
 
 
 @router.post("/v3/auth/tokens", status_code=201)
@@ -110,32 +117,43 @@ def issue_token(request: Request, response: Response, body: dict[str, Any]) -> d
             raise Unauthorized("Unsupported authentication method; use password or token.")
         if "domain" in scope or "system" in scope:
             raise Unauthorized("Only project-scoped tokens are supported by Isthmus.")
-        project_ref = scope.get("project")
-        if project_ref:
-            project = ids.find_project(
-                session,
-                project_id=project_ref.get("id"),
-                name=project_ref.get("name"),
-                domain=_domain_id(project_ref.get("domain")),
-            )
-        elif user.default_project_id:
-            project = ids.find_project(
-                session, project_id=user.default_project_id, name=None, domain=None
-            )
-        else:
-            raise Unauthorized("Isthmus needs a project scope; the user has no default project.")
-        roles = ids.roles_of(session, user.id, project.id)
-        if not roles:
-            raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
+        project, roles = _scope_of(session, user, scope.get("project"))
         token, data = service.tokens.issue(
             user_id=user.id,
             user_name=user.name,
-            project_id=project.id,
-            project_name=project.name,
+            project_id=project.id if project else "",
+            project_name=project.name if project else "",
             roles=roles,
         )
     response.headers["X-Subject-Token"] = token
     return _token_body(request, data, [m for m in methods if m in ("password", "token")])
+
+
+def _scope_of(
+    session: Any, user: User, project_ref: dict[str, Any] | None
+) -> tuple[Project | None, list[str]]:
+    """The project a new token is scoped to and the user's roles on it. Without an
+    explicit scope, Keystone scopes to the user's default project if the user has a
+    role there and otherwise issues an unscoped token (no project, roles or catalog;
+    only good for the identity API, e.g. to list the user's projects and rescope)."""
+    if project_ref:
+        project = ids.find_project(
+            session,
+            project_id=project_ref.get("id"),
+            name=project_ref.get("name"),
+            domain=_domain_id(project_ref.get("domain")),
+        )
+        roles = ids.roles_of(session, user.id, project.id)
+        if not roles:
+            raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
+        return project, roles
+    if user.default_project_id:
+        default = session.get(Project, user.default_project_id)
+        if default is not None and default.enabled:
+            roles = ids.roles_of(session, user.id, default.id)
+            if roles:
+                return default, roles
+    return None, []
 
 
 @router.get("/v3/auth/tokens")
@@ -152,9 +170,7 @@ def validate_token(
 
 @router.head("/v3/auth/tokens", status_code=200)
 def check_token(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
-    request.app.state.service.verify_token(
-        request.headers.get("X-Subject-Token", ""), subject=True
-    )
+    request.app.state.service.verify_token(request.headers.get("X-Subject-Token", ""), subject=True)
     return Response(status_code=200)
 
 
@@ -170,6 +186,8 @@ def revoke_token(request: Request, ctx: RequestContext = Depends(get_context)) -
 
 @router.get("/v3/auth/catalog")
 def token_catalog(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    if not ctx.project_id:
+        raise Forbidden("A project-scoped token is required to produce a service catalog.")
     return {
         "catalog": catalog(base_url_of(request), ctx.project_id),
         "links": {"self": str(request.url)},
@@ -570,62 +588,3 @@ def role_assignments(
             "role_assignments": out,
             "links": {"self": str(request.url), "next": None, "previous": None},
         }
-
-
-# -- domains, services, endpoints, regions (read-only views of the fixed layout) ----------
-
-
-@router.get("/v3/domains")
-def list_domains(
-    request: Request, name: str | None = None, ctx: RequestContext = Depends(get_context)
-) -> dict[str, Any]:
-    domains = [] if name not in (None, "Default") else [_domain(request)]
-    return {"domains": domains, "links": {"self": str(request.url), "next": None, "previous": None}}
-
-
-def _domain(request: Request) -> dict[str, Any]:
-    return {
-        **DOMAIN,
-        "description": "The default domain",
-        "enabled": True,
-        "tags": [],
-        "options": {},
-        "links": {"self": f"{base_url_of(request)}/identity/v3/domains/default"},
-    }
-
-
-@router.get("/v3/domains/{domain_id}")
-def show_domain(
-    request: Request, domain_id: str, ctx: RequestContext = Depends(get_context)
-) -> dict[str, Any]:
-    if domain_id not in ("default", "Default"):
-        raise NotFound(f"Could not find domain: {domain_id}.")
-    return {"domain": _domain(request)}
-
-
-@router.get("/v3/services")
-def list_services(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
-    entries = catalog(base_url_of(request), ctx.project_id)
-    return {
-        "services": [
-            {"id": e["id"], "type": e["type"], "name": e["name"], "enabled": True} for e in entries
-        ],
-        "links": {"self": str(request.url)},
-    }
-
-
-@router.get("/v3/endpoints")
-def list_endpoints(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
-    out = []
-    for entry in catalog(base_url_of(request), "$(project_id)s"):
-        for endpoint in entry["endpoints"]:
-            out.append({**endpoint, "service_id": entry["id"], "enabled": True})
-    return {"endpoints": out, "links": {"self": str(request.url)}}
-
-
-@router.get("/v3/regions")
-def list_regions(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
-    return {
-        "regions": [{"id": "RegionOne", "description": "", "parent_region_id": None}],
-        "links": {"self": str(request.url)},
-    }

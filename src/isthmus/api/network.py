@@ -23,7 +23,7 @@ from isthmus.api import network_common as nc
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, Conflict, NotFound
-from isthmus.store import quotas, repo
+from isthmus.store import quotas, repo, segments
 from isthmus.store.ports import subnets_of
 from isthmus.store.tables import Resource, Site
 
@@ -160,6 +160,13 @@ EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
         "Adds created_at and updated_at fields to all Neutron resources that have Neutron"
         " standard attributes.",
         "2016-09-12T10:00:00-00:00",
+    ),
+    (
+        "subnet-external-network",
+        "Subnet External Network",
+        "Informs if the subnet belongs to an external network (such subnets are visible to"
+        " every project, as their networks are).",
+        "2022-11-22T10:00:00-00:00",
     ),
 )
 
@@ -443,8 +450,9 @@ def create_network(
                     session, data["availability_zone_hints"]
                 )
             vni = _segmentation_id(session, data, "")
-            if vni is not None:
-                spec["segmentation_id"] = vni
+            if vni is None:  # the fabric's segment id: every network has one
+                vni = segments.allocate_vni(session, *request.app.state.service.config.vni_range)
+            spec["segmentation_id"] = vni
             name = nc.to_str("name", data.get("name"))
             quotas.check(session, project, {"networks": 1})
             network = repo.add(

@@ -415,6 +415,10 @@ def update_group(
                     "Updating default security group not allowed.",
                     "SecurityGroupCannotUpdateDefault",
                 )
+            if group.name != "default" and (name or "").lower() == "default":
+                raise Conflict(
+                    "Default security group already exists.", "SecurityGroupDefaultAlreadyExists"
+                )
             fields["name"] = name
         if "description" in data:
             fields["spec"]["description"] = nc.to_str("description", data["description"])

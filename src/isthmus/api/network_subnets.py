@@ -81,10 +81,13 @@ _SUBNET_READ_ONLY = {
     "tags",
     "service_types",
     "segment_id",
+    "router:external",
 }
 
 
-def subnet_body(subnet: Resource) -> dict[str, Any]:
+def subnet_body(subnet: Resource, external: bool) -> dict[str, Any]:
+    """`external`: the subnet's network is external (extension subnet-external-network:
+    such subnets are visible to every project, as their networks are)."""
     spec = subnet.spec
     return {
         **nc.common_fields(subnet),
@@ -101,7 +104,13 @@ def subnet_body(subnet: Resource) -> dict[str, Any]:
         "subnetpool_id": None,
         "service_types": [],
         "segment_id": None,
+        "router:external": external,
     }
+
+
+def _on_external(session: Session, subnet: Resource) -> bool:
+    network = session.get(Resource, subnet.parent_id) if subnet.parent_id else None
+    return bool(network is not None and network.spec.get("external"))
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -303,7 +312,10 @@ def _new_subnet(
 @router.get("/v2.0/subnets")
 def list_subnets(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
     with nc.read_session(request) as session:
-        bodies = [subnet_body(s) for s in nc.visible_rows(session, ctx, "subnet")]
+        external = {n.id for n in nc.live(session, "network") if n.spec.get("external")}
+        bodies = [
+            subnet_body(s, s.parent_id in external) for s in nc.visible_rows(session, ctx, "subnet")
+        ]
     return nc.list_page(request, "subnets", "subnet", bodies)
 
 
@@ -313,7 +325,8 @@ def get_subnet(
 ) -> dict[str, Any]:
     with nc.read_session(request) as session:
         subnet = nc.load(session, ctx, "subnet", subnet_id)
-        return {"subnet": nc.show_fields(request, subnet_body(subnet))}
+        body = subnet_body(subnet, _on_external(session, subnet))
+        return {"subnet": nc.show_fields(request, body)}
 
 
 @router.post("/v2.0/subnets", status_code=201)
@@ -340,7 +353,7 @@ def create_subnet(
                 spec=spec,
             )
             session.flush()
-            created.append(subnet_body(subnet))
+            created.append(subnet_body(subnet, bool(network.spec.get("external"))))
         return {"subnets": created} if bulk else {"subnet": created[0]}
 
     return nc.transact(request, work)
@@ -408,7 +421,7 @@ def update_subnet(
         if "name" in data:
             fields["name"] = nc.to_str("name", data["name"])
         repo.change(session, subnet, **fields)
-        return {"subnet": subnet_body(subnet)}
+        return {"subnet": subnet_body(subnet, _on_external(session, subnet))}
 
     return nc.transact(request, work)
 

@@ -131,8 +131,14 @@ def attachments(volume: Resource) -> list[dict[str, Any]]:
 
 
 def volume_body(
-    request: Request, volume: Resource, admin: bool, types: dict[str, str]
+    request: Request,
+    volume: Resource,
+    admin: bool,
+    types: dict[str, str],
+    extended: bool = True,
 ) -> dict[str, Any]:
+    """Cinder's volume view. `extended` adds the os-vol-* attributes, which Cinder's
+    API extensions put on show and list answers only, not on create or update."""
     spec = volume.spec
     type_id = spec.get("volume_type_id")
     body: dict[str, Any] = {
@@ -155,10 +161,11 @@ def volume_body(
         "snapshot_id": spec.get("snapshot_id"),
         "source_volid": None,
         "user_id": spec.get("user_id"),
-        "os-vol-tenant-attr:tenant_id": volume.project_id,
         "links": self_links(request, volume.project_id, f"volumes/{volume.id}"),
     }
-    if admin:
+    if extended:
+        body["os-vol-tenant-attr:tenant_id"] = volume.project_id
+    if extended and admin:
         body["os-vol-host-attr:host"] = volume.site
         body["os-vol-mig-status-attr:migstat"] = None
         body["os-vol-mig-status-attr:name_id"] = None
@@ -263,7 +270,9 @@ def create_volume(
             },
         )
         enqueue(session, volume.id, "volume", site)
-        answer = volume_body(request, volume, ctx.is_admin, {volume_type.id: volume_type.name})
+        answer = volume_body(
+            request, volume, ctx.is_admin, {volume_type.id: volume_type.name}, extended=False
+        )
     service.wake()
     return {"volume": answer}
 
@@ -344,7 +353,7 @@ def update_volume(
     with service.db.session() as session:
         volume = _get(session, ctx, volume_id)
         repo.change(session, volume, spec=spec, **fields)
-        answer = volume_body(request, volume, ctx.is_admin, type_names(session))
+        answer = volume_body(request, volume, ctx.is_admin, type_names(session), extended=False)
     service.wake()
     return {"volume": answer}
 

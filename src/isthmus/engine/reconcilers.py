@@ -157,10 +157,12 @@ def _plan_security_group(session: Session, group: Resource, site: str) -> Plan:
     ports = session.scalars(select(Resource.spec).where(_live("port"), Resource.site == site))
     if not any(group.id in (spec or {}).get("security_groups", []) for spec in ports):
         return Plan(False)
-    rules = session.scalars(
-        select(Resource)
-        .where(_live("security_group_rule"), Resource.parent_id == group.id)
-        .order_by(Resource.created_at)
+    rules = list(
+        session.scalars(
+            select(Resource)
+            .where(_live("security_group_rule"), Resource.parent_id == group.id)
+            .order_by(Resource.created_at)
+        )
     )
     spec = SecurityGroupSpec(
         isthmus_id=group.id,
@@ -177,8 +179,48 @@ def _plan_security_group(session: Session, group: Resource, site: str) -> Plan:
             )
             for r in rules
         ),
+        remote_group_members=_group_members(
+            session,
+            sorted({r.spec["remote_group_id"] for r in rules if r.spec.get("remote_group_id")}),
+        ),
     )
     return Plan(True, spec)
+
+
+def _group_members(
+    session: Session, group_ids: list[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(group id, sorted fixed IPs of its live ports, in any site) per group."""
+    if not group_ids:
+        return ()
+    members: dict[str, set[str]] = {g: set() for g in group_ids}
+    for spec in session.scalars(select(Resource.spec).where(_live("port"))):
+        for group_id in (spec or {}).get("security_groups", []):
+            if group_id in members:
+                members[group_id].update(f["ip_address"] for f in spec.get("fixed_ips", []))
+    return tuple((g, tuple(sorted(members[g]))) for g in group_ids)
+
+
+def _refresh_groups_naming(session: Session, group_ids: list[str]) -> None:
+    """A port joined or left `group_ids`: every group whose rules name one of them as
+    remote group is re-applied wherever it is bound (its member addresses changed)."""
+    if not group_ids:
+        return
+    naming = set(
+        session.scalars(
+            select(Resource.parent_id).where(
+                _live("security_group_rule"),
+                Resource.spec["remote_group_id"].as_string().in_(group_ids),
+            )
+        )
+    )
+    if not naming:
+        return
+    for binding in session.scalars(
+        select(Binding).where(Binding.resource_id.in_(naming), Binding.kind == "security_group")
+    ):
+        binding.applied_generation = 0  # its site copy is stale; generation is unchanged
+        enqueue(session, binding.resource_id, "security_group", binding.site)
 
 
 def _plan_image(session: Session, image: Resource, site: str) -> Plan:
@@ -221,6 +263,7 @@ def _plan_server(session: Session, server: Resource, site: str) -> Plan:
         vcpus=int(s.get("vcpus", 1)),
         ram_mb=int(s.get("ram_mb", 512)),
         disk_gb=int(s.get("disk_gb", 1)),
+        flavor_name=(s.get("flavor") or {}).get("name"),
         image_id=s.get("image_id"),
         port_ids=port_ids,
         key_name=s.get("key_name"),
@@ -300,6 +343,8 @@ def after(
         for subnet in _subnets_of(session, resource_id):
             if not is_bound(session, subnet.id, site):
                 enqueue(session, subnet.id, "subnet", site)
+    if kind == "port" and resource is not None:
+        _refresh_groups_naming(session, list(resource.spec.get("security_groups", [])))
     if kind == "port" and not present and resource is not None:
         if resource.parent_id:
             enqueue(session, resource.parent_id, "network", site)

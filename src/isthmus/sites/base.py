@@ -76,6 +76,9 @@ class SecurityRule:
 class SecurityGroupSpec(Spec):
     kind: ClassVar[str] = "security_group"
     rules: tuple[SecurityRule, ...] = ()
+    # (group id, fixed IPs of that group's live ports) for each remote_group_id its
+    # rules name: for sites that filter by address (the embedded data plane)
+    remote_group_members: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class ServerSpec(Spec):
     vcpus: int = 1
     ram_mb: int = 512
     disk_gb: int = 1
+    flavor_name: str | None = None  # the Isthmus flavor's name (sites may map it by name)
     image_id: str | None = None  # Isthmus id; its site object must exist
     port_ids: tuple[str, ...] = ()  # Isthmus ids, in NIC order
     key_name: str | None = None

@@ -1,7 +1,8 @@
 """Builds and caches one driver per site, from the `sites` table.
 
 Embedded (`local`) sites keep their state under `<data_dir>/sites/<name>/`
-unless their config names a `directory`.
+unless their config names a `directory`. `openstack` sites reach a cloud through
+the clouds.yaml entry their config names (see sites/openstack/driver.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from isthmus.sites.base import SiteDriver
 from isthmus.store.db import Database
 from isthmus.store.tables import Site
 
-DRIVERS = ("local",)
+DRIVERS = ("local", "openstack")
 
 
 def build_driver(name: str, driver: str, config: dict[str, Any], data_dir: Path) -> SiteDriver:
@@ -25,6 +26,10 @@ def build_driver(name: str, driver: str, config: dict[str, Any], data_dir: Path)
 
         directory = Path(config.get("directory") or data_dir / "sites" / name)
         return LocalDriver(name, directory, config)
+    if driver == "openstack":
+        from isthmus.sites.openstack import OpenStackDriver
+
+        return OpenStackDriver(name, config)
     raise NotFound(f"Unknown site driver {driver!r}; known drivers: {', '.join(DRIVERS)}.")
 
 

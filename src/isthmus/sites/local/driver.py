@@ -2,7 +2,10 @@
 (see sites/base.py).
 
 Config keys (all optional): `vcpus`, `ram_mb`, `disk_gb` (capacity),
-`boot_seconds` (time a server spends in BUILD), `directory` (where its state lives).
+`boot_seconds` (time a server spends in BUILD), `directory` (where its state lives),
+`data_plane` (true: real namespaces, VXLAN + BGP EVPN and nftables where the machine
+can run them, see plumbing.py; a data-plane server's site id is its namespace name),
+`fabric_dir` (where the shared fabric state lives, default `<directory>/../_fabric`).
 The site can be taken down and brought back (`set_down`), which makes every call
 raise SiteUnavailable, as a powered-off cloud would.
 """
@@ -30,6 +33,7 @@ from isthmus.sites.base import (
     SubnetSpec,
     VolumeSpec,
 )
+from isthmus.sites.local.plumbing import SitePlumbing, data_plane_status, fabric_directory
 from isthmus.sites.local.state import SiteObject, SiteState
 
 DEFAULT_CAPACITY = {"vcpus": 64, "ram_mb": 131072, "disk_gb": 2000}
@@ -48,6 +52,13 @@ class LocalDriver:
         self.boot_seconds = float(config.get("boot_seconds", 0.0))
         self.state = SiteState(directory)
         self._down_flag = directory / "DOWN"
+        on, self.data_plane = data_plane_status(config)
+        self.plumbing: SitePlumbing | None = None
+        if on:
+            from isthmus.fabric.dataplane import EmbeddedFabric
+
+            fabric = EmbeddedFabric(fabric_directory(directory, config))
+            self.plumbing = SitePlumbing(name, self.state, fabric)
 
     # -- power of the whole site (embedded sites only) --------------------------
 
@@ -70,7 +81,14 @@ class LocalDriver:
 
     def check(self) -> SiteReport:
         self._reachable()
-        return SiteReport(health="up", capacity=dict(self.capacity), usage=self._usage())
+        trouble = self.plumbing.healthy() if self.plumbing else ""
+        return SiteReport(
+            health="degraded" if trouble else "up",
+            message=trouble,
+            capacity=dict(self.capacity),
+            usage=self._usage(),
+            data_plane=self.data_plane,
+        )
 
     def ensure(self, spec: Spec) -> Observed:
         self._reachable()
@@ -97,6 +115,8 @@ class LocalDriver:
                 raise PermanentError(f"volume {isthmus_id} is attached; detach it first")
             if kind == "image":
                 (self.directory / "images" / obj.site_id).unlink(missing_ok=True)
+            if self.plumbing is not None:
+                self._unplug(obj)
             self.state.remove(obj.site_id)
 
     def observe(self, kind: str, isthmus_id: str) -> Observed | None:
@@ -163,7 +183,18 @@ class LocalDriver:
 
     # -- per kind ------------------------------------------------------------------
 
+    def _unplug(self, obj: SiteObject) -> None:
+        assert self.plumbing is not None
+        if obj.kind == "server":
+            self.plumbing.server_absent(obj.tag)
+        elif obj.kind == "port":
+            self.plumbing.port_absent(obj.tag)
+        elif obj.kind == "network":
+            self.plumbing.network_absent(obj)
+
     def _ensure_network(self, spec: NetworkSpec) -> Observed:
+        if self.plumbing is not None:
+            self.plumbing.network_present(asdict(spec))
         return self._observed(self._upsert(spec, "ACTIVE"))
 
     def _ensure_subnet(self, spec: SubnetSpec) -> Observed:
@@ -171,7 +202,10 @@ class LocalDriver:
         return self._observed(self._upsert(spec, "ACTIVE"))
 
     def _ensure_security_group(self, spec: SecurityGroupSpec) -> Observed:
-        return self._observed(self._upsert(spec, "ACTIVE"))
+        obj = self._upsert(spec, "ACTIVE")
+        if self.plumbing is not None:
+            self.plumbing.security_group_changed(spec.isthmus_id)
+        return self._observed(obj)
 
     def _ensure_port(self, spec: PortSpec) -> Observed:
         self._require("network", spec.network_id, f"port {spec.isthmus_id}")
@@ -179,7 +213,10 @@ class LocalDriver:
             self._require("subnet", fixed_ip.subnet_id, f"port {spec.isthmus_id}")
         for group_id in spec.security_group_ids:
             self._require("security_group", group_id, f"port {spec.isthmus_id}")
-        return self._observed(self._upsert(spec, "ACTIVE"))
+        obj = self._upsert(spec, "ACTIVE")
+        if self.plumbing is not None:
+            self.plumbing.port_changed(spec.isthmus_id)
+        return self._observed(obj)
 
     def _ensure_image(self, spec: ImageSpec) -> Observed:
         obj = self.state.find("image", spec.isthmus_id)
@@ -205,7 +242,10 @@ class LocalDriver:
     def _ensure_server(self, spec: ServerSpec) -> Observed:
         existing = self.state.find("server", spec.isthmus_id)
         if existing is not None:
-            return self._observed(self._update_server(existing, spec))
+            updated = self._update_server(existing, spec)
+            if self.plumbing is not None:
+                self.plumbing.server_present(updated.spec)
+            return self._observed(updated)
         for port_id in spec.port_ids:
             self._require("port", port_id, f"server {spec.isthmus_id}")
         if spec.image_id:
@@ -223,8 +263,12 @@ class LocalDriver:
                     f" server {spec.isthmus_id} needs {need}"
                 )
         ready_at = time.time() + self.boot_seconds
+        site_id = None
+        if self.plumbing is not None:
+            self.plumbing.server_present(asdict(spec))
+            site_id = self.plumbing.server_namespace(spec.isthmus_id)
         obj = self.state.create(
-            "server", spec.isthmus_id, spec.name, asdict(spec), "BUILD", ready_at
+            "server", spec.isthmus_id, spec.name, asdict(spec), "BUILD", ready_at, site_id
         )
         return self._observed(obj)
 

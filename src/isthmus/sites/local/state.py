@@ -134,9 +134,10 @@ class SiteState:
         spec: dict[str, Any],
         status: str,
         ready_at: float | None = None,
+        site_id: str | None = None,
     ) -> SiteObject:
         now = time.time()
-        site_id = str(uuid.uuid4())
+        site_id = site_id or str(uuid.uuid4())
         self._connect().execute(
             "INSERT INTO objects (site_id, kind, tag, name, spec, status, fault, ready_at,"
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",

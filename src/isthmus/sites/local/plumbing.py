@@ -1,0 +1,196 @@
+"""The embedded site's kernel data plane, when the machine can run it.
+
+`SitePlumbing` turns the local driver's objects (from its state) into calls on the
+shared `EmbeddedFabric` (fabric/dataplane.py): a network present in the site is a
+bridge + VXLAN device in the site's gateway namespace, a server is a namespace with
+one veth per port, and its ports' security groups are its nftables ruleset.
+
+It is on when the site config says `data_plane: true` (the service config
+`fabric: embedded` sets that for every embedded site) and the machine can run it
+(root, FRR, nft, nsenter, pyroute2: fabric/capability.py); otherwise the driver
+stays control-plane only and says why. All sites of one data dir share one fabric,
+kept in `<data-dir>/sites/_fabric` (or the site config's `fabric_dir`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from isthmus.errors import PermanentError, TemporaryError
+from isthmus.fabric import capability
+from isthmus.fabric.dataplane import EmbeddedFabric, PortPlumbing
+from isthmus.fabric.security import render_ruleset
+from isthmus.sites.base import SecurityGroupSpec, SecurityRule
+from isthmus.sites.local.state import SiteObject, SiteState
+
+FABRIC_DIR_NAME = "_fabric"  # site names start with a letter or digit: no clash
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def fabric_directory(site_directory: Path, config: dict[str, Any]) -> Path:
+    return Path(config.get("fabric_dir") or site_directory.parent / FABRIC_DIR_NAME)
+
+
+def data_plane_status(config: dict[str, Any]) -> tuple[bool, str]:
+    """(on, the `data_plane` text `check()` reports)."""
+    if not _truthy(config.get("data_plane", False)):
+        return False, "control-plane only"
+    missing = capability.missing()
+    if missing:
+        return False, f"control-plane only: {missing}"[:64]
+    return True, capability.DATA_PLANE
+
+
+def group_spec(body: dict[str, Any]) -> SecurityGroupSpec:
+    """A SecurityGroupSpec back from its stored (asdict) form."""
+    return SecurityGroupSpec(
+        isthmus_id=body["isthmus_id"],
+        name=body.get("name", ""),
+        rules=tuple(SecurityRule(**rule) for rule in body.get("rules", [])),
+        remote_group_members=tuple(
+            (gid, tuple(ips)) for gid, ips in body.get("remote_group_members", [])
+        ),
+    )
+
+
+class SitePlumbing:
+    """The kernel objects of one embedded site."""
+
+    def __init__(self, site: str, state: SiteState, fabric: EmbeddedFabric) -> None:
+        self.site = site
+        self.state = state
+        self.fabric = fabric
+
+    def server_namespace(self, server_id: str) -> str:
+        return self.fabric.server_namespace(server_id)
+
+    def healthy(self) -> str:
+        """'' when fine, else what is wrong (the gateway's FRR is not running)."""
+        if self.state.list("network") and not self.fabric.site_running(self.site):
+            return f"the FRR gateway of site {self.site} is not running"
+        return ""
+
+    def _guard(self, what: str, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except PermanentError:
+            raise
+        except Exception as exc:  # pyroute2, nft, FRR: retry with the reason shown
+            raise TemporaryError(f"data plane: {what} failed: {exc}", 1.0) from exc
+
+    # -- networks ----------------------------------------------------------------------
+
+    def _vni(self, network: SiteObject | dict[str, Any]) -> int:
+        spec = network.spec if isinstance(network, SiteObject) else network
+        vni = spec.get("segmentation_id")
+        if vni is None:
+            raise PermanentError(
+                f"network {spec.get('isthmus_id')} has no segmentation id (VNI): the embedded"
+                " data plane needs one"
+            )
+        return int(vni)
+
+    def network_present(self, spec: dict[str, Any]) -> None:
+        vni = self._vni(spec)
+        self._guard(f"network {spec['isthmus_id']}", self.fabric.ensure_network, self.site, vni)
+
+    def network_absent(self, obj: SiteObject) -> None:
+        vni = obj.spec.get("segmentation_id")
+        if vni is not None:
+            self._guard(f"network {obj.tag}", self.fabric.remove_network, self.site, int(vni))
+
+    # -- ports and servers ---------------------------------------------------------------
+
+    def port_changed(self, port_id: str) -> None:
+        """Re-plug the servers that use this port (it was updated or re-created)."""
+        for server in self.state.list("server"):
+            if port_id in server.spec.get("port_ids", []):
+                self.server_present(server.spec)
+
+    def port_absent(self, port_id: str) -> None:
+        self._guard(f"port {port_id}", self.fabric.remove_port, self.site, port_id)
+
+    def _plumbing(self, nic: int, port: SiteObject, powered: bool) -> PortPlumbing:
+        network = self.state.find("network", port.spec.get("network_id", ""))
+        if network is None:
+            raise TemporaryError(f"port {port.tag}: its network is not in site {self.site}", 0.5)
+        addresses, gateway = [], None
+        for fixed in port.spec.get("fixed_ips", []):
+            subnet = self.state.find("subnet", fixed["subnet_id"])
+            if subnet is None:
+                raise TemporaryError(f"port {port.tag}: subnet not in site {self.site}", 0.5)
+            cidr = ipaddress.ip_network(subnet.spec["cidr"], strict=False)
+            if cidr.version != 4:
+                continue  # IPv6 ports are control-plane only for now
+            addresses.append((fixed["ip_address"], cidr.prefixlen))
+            gateway = gateway or subnet.spec.get("gateway_ip")
+        return PortPlumbing(
+            port_id=port.tag,
+            nic=nic,
+            vni=self._vni(network),
+            mac=port.spec.get("mac_address", ""),
+            addresses=tuple(addresses),
+            gateway=gateway,
+            up=powered and bool(port.spec.get("admin_state_up", True)),
+        )
+
+    def server_present(self, spec: dict[str, Any]) -> None:
+        server_id = spec["isthmus_id"]
+        ports: list[tuple[str, SiteObject]] = []
+        plumbing = []
+        for nic, port_id in enumerate(spec.get("port_ids", [])):
+            port = self.state.find("port", port_id)
+            if port is None:
+                raise TemporaryError(f"server {server_id}: port {port_id} not in site yet", 0.2)
+            network = self.state.find("network", port.spec.get("network_id", ""))
+            if network is not None:
+                self.network_present(network.spec)
+            ports.append((f"eth{nic}", port))
+            plumbing.append(self._plumbing(nic, port, bool(spec.get("power_on", True))))
+        self._guard(
+            f"server {server_id}", self.fabric.ensure_server, self.site, server_id, plumbing
+        )
+        self._apply_rules(server_id, ports)
+
+    def _apply_rules(self, server_id: str, ports: list[tuple[str, SiteObject]]) -> None:
+        interfaces = []
+        for ifname, port in ports:
+            groups = []
+            for group_id in port.spec.get("security_group_ids", []):
+                group = self.state.find("security_group", group_id)
+                if group is not None:
+                    groups.append(group_spec(group.spec))
+            interfaces.append((ifname, groups))
+        ruleset = render_ruleset(interfaces)
+        self._guard(
+            f"security of server {server_id}", self.fabric.apply_ruleset, server_id, ruleset
+        )
+
+    def security_group_changed(self, group_id: str) -> None:
+        """Re-render the ruleset of every server here with a port in the group."""
+        in_group = {
+            p.tag
+            for p in self.state.list("port")
+            if group_id in p.spec.get("security_group_ids", [])
+        }
+        if not in_group:
+            return
+        for server in self.state.list("server"):
+            port_ids = server.spec.get("port_ids", [])
+            if in_group & set(port_ids):
+                ports = []
+                for nic, port_id in enumerate(port_ids):
+                    port = self.state.find("port", port_id)
+                    if port is not None:
+                        ports.append((f"eth{nic}", port))
+                self._apply_rules(server.tag, ports)
+
+    def server_absent(self, server_id: str) -> None:
+        self._guard(f"server {server_id}", self.fabric.remove_server, server_id)

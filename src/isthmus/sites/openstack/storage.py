@@ -1,0 +1,351 @@
+"""Cinder and Glance kinds: volume, snapshot, image.
+
+These are asynchronous in every cloud (a volume is `creating`, then
+`available`; an attachment `attaching`, then `in-use`). `ensure` waits up to the
+site's `settle_seconds` for each step to settle, so a volume can be created and
+attached in one call; past that it returns the transient status and the engine
+polls.
+
+- volume: size (grown with os-extend, never shrunk), type, source snapshot,
+  metadata `isthmus_id`/`isthmus_name`; attached through Nova's
+  os-volume_attachments to the site server of `attached_server_id`, detached
+  when that is None. Deleting an attached volume detaches it first; a volume
+  whose snapshots are still in the site waits for them.
+- snapshot: of the site volume, forced (a volume may be in use).
+- image: created private with property `isthmus_id`, its data uploaded from
+  `spec.data_path`; the md5 the site computed must equal `spec.checksum`, else
+  the site image is deleted and the copy retried (TemporaryError).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from openstack import exceptions as sdk
+
+from isthmus.errors import PermanentError, TemporaryError
+from isthmus.sites.base import ImageSpec, Observed, SnapshotSpec, VolumeSpec
+from isthmus.sites.openstack.common import (
+    MARKER,
+    NAME_KEY,
+    Kind,
+    field,
+    get_or_none,
+    isthmus_id_of,
+    site_name,
+)
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+VOLUME_TRANSIENT = {"creating", "attaching", "detaching", "reserved", "downloading", "extending"}
+VOLUME_STATUS = {"reserved": "attaching", "downloading": "creating"}
+CHUNK = 1024 * 1024
+DEFAULT_VOLUME_TYPE = "__DEFAULT__"
+
+
+class HashingReader:
+    """A file streamed as a request body (with its length) while its md5 is taken."""
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self.file = file
+        self.size = size
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def read(self, amount: int = -1) -> bytes:
+        chunk = self.file.read(amount)
+        self.md5.update(chunk)
+        return chunk
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(lambda: self.read(CHUNK), b"")
+
+
+class Volumes(Kind):
+    kind = "volume"
+
+    def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
+        return conn.block_storage.volumes(**({"name": name} if name else {}))
+
+    def going(self, obj: Any) -> bool:
+        return str(field(obj, "status")) in ("deleting", "deleted")
+
+    def status(self, obj: Any) -> str:
+        status = str(field(obj, "status", "creating"))
+        return VOLUME_STATUS.get(status, status)
+
+    def details(self, obj: Any) -> dict[str, Any]:
+        details: dict[str, Any] = {"size_gb": field(obj, "size")}
+        server = self._attached_to(obj)
+        if server:
+            details["attached_server_site_id"] = server
+            found = self._server_isthmus_id(server)
+            if found:
+                details["attached_server_id"] = found
+        return details
+
+    def _attached_to(self, obj: Any) -> str | None:
+        attachments = field(obj, "attachments", []) or []
+        return str(attachments[0].get("server_id")) if attachments else None
+
+    def _server_isthmus_id(self, server_id: str) -> str | None:
+        try:
+            with self.errors("look up attached server"):
+                server = self.conn.compute.get_server(server_id)
+        except TemporaryError:  # a 404: the server is gone
+            return None
+        return isthmus_id_of(field(server, "name"))
+
+    def _fetch(self, obj: Any) -> Any | None:
+        with self.errors("look up"):
+            return get_or_none(self.conn.block_storage.get_volume, obj.id)
+
+    @staticmethod
+    def _busy(obj: Any) -> bool:
+        return str(field(obj, "status", "creating")) in VOLUME_TRANSIENT
+
+    def _settle(self, obj: Any) -> Any:
+        settled = self.site.settle(obj, self._fetch, self._busy)
+        if settled is None:
+            raise TemporaryError(f"volume {obj.name} vanished from site {self.site.name}", 1.0)
+        return settled
+
+    def ensure(self, spec: VolumeSpec) -> Observed:
+        conn = self.conn
+        obj = self.find(spec.isthmus_id)
+        if obj is None:
+            body: dict[str, Any] = {
+                "name": site_name(spec.isthmus_id),
+                "size": spec.size_gb,
+                "description": spec.name,
+                "metadata": {MARKER: spec.isthmus_id, NAME_KEY: spec.name[:255]},
+            }
+            if spec.volume_type and spec.volume_type != DEFAULT_VOLUME_TYPE:
+                body["volume_type"] = spec.volume_type  # else the site's own default type
+            if spec.snapshot_id:
+                body["snapshot_id"] = (
+                    self.site.kinds["snapshot"]
+                    .require(spec.snapshot_id, f"volume {spec.isthmus_id}")
+                    .id
+                )
+            if self.site.availability_zone:
+                body["availability_zone"] = self.site.availability_zone
+            with self.errors("create", create=True):
+                obj = conn.block_storage.create_volume(**body)
+        obj = self._settle(obj)
+        if obj.status not in ("available", "in-use"):
+            return self.observed(obj, spec.isthmus_id)  # error, or still busy
+        if field(obj, "description", "") != spec.name:
+            with self.errors("update"):
+                obj = conn.block_storage.update_volume(obj, description=spec.name)
+        if spec.size_gb > int(obj.size or 0) and obj.status == "available":
+            with self.errors("extend"):
+                conn.block_storage.extend_volume(obj, spec.size_gb)
+            obj = self._settle(self._fetch(obj) or obj)
+        obj = self._attach(obj, spec)
+        return self.observed(obj, spec.isthmus_id)
+
+    def _attach(self, obj: Any, spec: VolumeSpec) -> Any:
+        """Attach `obj` to the site server of spec.attached_server_id, or detach it."""
+        want = None
+        if spec.attached_server_id:
+            want = (
+                self.site.kinds["server"]
+                .require(spec.attached_server_id, f"volume {spec.isthmus_id}")
+                .id
+            )
+        current = self._attached_to(obj)
+        if current and current != want:
+            obj = self._detach(obj, current)
+        if want and self._attached_to(obj) != want and obj.status == "available":
+            attachment: dict[str, Any] = {"volumeId": obj.id}
+            if spec.device:
+                attachment["device"] = spec.device
+            with self.errors("attach"):
+                response = self.conn.compute.post(
+                    f"/servers/{want}/os-volume_attachments",
+                    json={"volumeAttachment": attachment},
+                )
+                sdk.raise_from_response(response)
+            obj = self._settle(self._fetch(obj) or obj)
+        return obj
+
+    def _detach(self, obj: Any, server_id: str) -> Any:
+        with self.errors("detach"):
+            response = self.conn.compute.delete(
+                f"/servers/{server_id}/os-volume_attachments/{obj.id}"
+            )
+            if response.status_code != 404:
+                sdk.raise_from_response(response)
+        return self._settle(self._fetch(obj) or obj)
+
+    def delete(self, isthmus_id: str) -> None:
+        conn = self.conn
+        for found in self.find_all(isthmus_id):
+            obj = self.site.settle(found, self._fetch, self._busy)
+            if obj is None or self.going(obj):
+                continue  # gone or going: done
+            if self._busy(obj):
+                raise TemporaryError(
+                    f"volume {isthmus_id} is {obj.status} in site {self.site.name}; it is"
+                    " deleted once that settles",
+                    2.0,
+                )
+            server = self._attached_to(obj)
+            if server:
+                obj = self._detach(obj, server)
+            self._wait_for_snapshots(obj, isthmus_id)
+            with self.errors("delete"):
+                conn.block_storage.delete_volume(obj, ignore_missing=True)
+
+    def _wait_for_snapshots(self, obj: Any, isthmus_id: str) -> None:
+        def snapshots(_: Any) -> list[Any]:
+            with self.errors("list snapshots"):
+                return list(self.conn.block_storage.snapshots(volume_id=obj.id))
+
+        found = snapshots(None)
+        live = [s for s in found if s.volume_id == obj.id and s.status != "deleting"]
+        if live:
+            raise TemporaryError(
+                f"volume {isthmus_id} still has {len(live)} snapshot(s) in site {self.site.name}",
+                2.0,
+            )
+        left = self.site.settle(found, snapshots, lambda s: any(x.volume_id == obj.id for x in s))
+        if any(x.volume_id == obj.id for x in left or []):
+            raise TemporaryError(
+                f"volume {isthmus_id} waits for its snapshots to leave site {self.site.name}", 2.0
+            )
+
+    def remove(self, conn: Connection, obj: Any) -> None:  # pragma: no cover - see delete
+        conn.block_storage.delete_volume(obj, ignore_missing=True)
+
+
+class Snapshots(Kind):
+    kind = "snapshot"
+
+    def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
+        return conn.block_storage.snapshots(**({"name": name} if name else {}))
+
+    def going(self, obj: Any) -> bool:
+        return str(field(obj, "status")) in ("deleting", "deleted")
+
+    def status(self, obj: Any) -> str:
+        return str(field(obj, "status", "creating"))
+
+    def _fetch(self, obj: Any) -> Any | None:
+        with self.errors("look up"):
+            return get_or_none(self.conn.block_storage.get_snapshot, obj.id)
+
+    def ensure(self, spec: SnapshotSpec) -> Observed:
+        conn = self.conn
+        obj = self.find(spec.isthmus_id)
+        if obj is None:
+            volume = self.site.kinds["volume"].require(
+                spec.volume_id, f"snapshot {spec.isthmus_id}"
+            )
+            with self.errors("create", create=True):
+                obj = conn.block_storage.create_snapshot(
+                    name=site_name(spec.isthmus_id),
+                    volume_id=volume.id,
+                    description=spec.name,
+                    is_forced=True,
+                    metadata={MARKER: spec.isthmus_id, NAME_KEY: spec.name[:255]},
+                )
+        obj = self.settle(obj, self._fetch, {"creating"}) or obj
+        if obj.status == "available" and field(obj, "description", "") != spec.name:
+            with self.errors("update"):
+                obj = conn.block_storage.update_snapshot(obj, description=spec.name)
+        return self.observed(obj, spec.isthmus_id)
+
+    def remove(self, conn: Connection, obj: Any) -> None:
+        obj = self.settle(obj, self._fetch, {"creating"})
+        if obj is None:
+            return
+        if obj.status == "creating":
+            raise TemporaryError(
+                f"snapshot {obj.name} is still creating in site {self.site.name}; it is"
+                " deleted once that settles",
+                2.0,
+            )
+        conn.block_storage.delete_snapshot(obj, ignore_missing=True)
+
+
+class Images(Kind):
+    kind = "image"
+
+    def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
+        query: dict[str, Any] = {"owner": conn.current_project_id}
+        if name:
+            query["name"] = name
+        return conn.image.images(**query)
+
+    def going(self, obj: Any) -> bool:
+        return str(field(obj, "status")) in ("deleted", "pending_delete")
+
+    def status(self, obj: Any) -> str:
+        return str(field(obj, "status", "queued"))
+
+    def _fetch(self, obj: Any) -> Any | None:
+        with self.errors("look up"):
+            return get_or_none(self.conn.image.get_image, field(obj, "id"))
+
+    def ensure(self, spec: ImageSpec) -> Observed:
+        conn = self.conn
+        obj = self.find(spec.isthmus_id)
+        if obj is not None and self.status(obj) == "killed":
+            with self.errors("delete a failed copy"):
+                conn.image.delete_image(obj, ignore_missing=True)
+            obj = None
+        if obj is not None and self.status(obj) == "active":
+            return self.observed(obj, spec.isthmus_id)
+        source = Path(spec.data_path)
+        if not source.is_file():
+            raise PermanentError(f"image {spec.isthmus_id} has no data at {source}")
+        if obj is None:
+            body = {
+                "name": site_name(spec.isthmus_id),
+                "disk_format": spec.disk_format,
+                "container_format": spec.container_format,
+                "visibility": "private",
+                MARKER: spec.isthmus_id,
+                NAME_KEY: spec.name[:255],
+            }
+            with self.errors("create", create=True):
+                response = conn.image.post("/images", json=body)
+                sdk.raise_from_response(response)
+            obj = response.json()
+        if self.status(obj) == "queued":
+            self._upload(obj, source, spec)
+            obj = self._fetch(obj) or obj
+        obj = self.settle(obj, self._fetch, {"saving", "uploading", "importing"}) or obj
+        return self.observed(obj, spec.isthmus_id)
+
+    def _upload(self, obj: Any, source: Path, spec: ImageSpec) -> None:
+        image_id = field(obj, "id")
+        with source.open("rb") as data, self.errors("upload data"):
+            reader = HashingReader(data, source.stat().st_size)
+            response = self.conn.image.put(
+                f"/images/{image_id}/file",
+                data=reader,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            sdk.raise_from_response(response)
+        uploaded = self._fetch(obj)
+        site_md5 = field(uploaded, "checksum") or reader.md5.hexdigest()
+        if spec.checksum and site_md5 != spec.checksum:
+            with self.errors("delete a failed copy"):
+                self.conn.image.delete_image(image_id, ignore_missing=True)
+            raise TemporaryError(
+                f"image {spec.isthmus_id} copy to site {self.site.name} failed its checksum"
+                f" check (site has md5 {site_md5}, Isthmus {spec.checksum})",
+                1.0,
+            )
+
+    def remove(self, conn: Connection, obj: Any) -> None:
+        conn.image.delete_image(obj, ignore_missing=True)

@@ -1,0 +1,297 @@
+"""Isthmus as a site of Isthmus, two levels deep.
+
+The top Isthmus (in-process, its engine running) has one embedded site,
+`top-local`, and one `openstack` site, `lower`, which is a real site-mode Isthmus
+(`isthmus up --site-mode --site-name lower-az`, a subprocess) reached through
+openstacksdk with that Isthmus's clouds.yaml. Everything is done through the
+top's OpenStack API; what lands below is checked with openstacksdk straight at
+the lower Isthmus, as an operator of that cloud would see it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openstack
+import pytest
+from openstack.config import OpenStackConfig
+from openstack.connection import Connection
+from sqlalchemy import select
+
+from isthmus.config import Config, SiteConfig
+from isthmus.service import Service
+from isthmus.store.tables import Resource
+from tests.fixtures.isthmus_process import Running, start_isthmus
+from tests.support import Cloud
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    # openstacksdk's own deprecation notices about its internals
+    pytest.mark.filterwarnings("ignore:::openstack"),
+]
+
+C, N = "/compute/v2.1", "/network/v2.0"
+
+
+@pytest.fixture(scope="module")
+def lower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_isthmus(
+        tmp_path_factory.mktemp("lower") / "data", None, "--site-mode", "--site-name", "lower-az"
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def top(tmp_path: Path, lower: Running) -> Iterator[Cloud]:
+    config = Config(
+        data_dir=tmp_path / "top",
+        workers=2,
+        health_interval=0.5,
+        sites=[
+            SiteConfig("top-local", "local", {"boot_seconds": 0}),
+            SiteConfig(
+                "lower",
+                "openstack",
+                {"cloud": "isthmus", "clouds_yaml": str(lower.clouds_yaml), "settle_seconds": 10},
+            ),
+        ],
+    )
+    service = Service(config, run_engine=True)
+    service.bootstrap()
+    service.start()
+    try:
+        yield Cloud(service)
+    finally:
+        service.stop()
+
+
+def below(lower: Running) -> Connection:
+    config = OpenStackConfig(config_files=[str(lower.clouds_yaml)], load_envvars=False)
+    return openstack.connection.Connection(config=config.get_one(cloud="isthmus"))
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+def test_the_lower_isthmus_is_an_openstack_site_of_the_top(top: Cloud) -> None:
+    sites = {
+        s["name"]: s for s in ok(top.client.get("/isthmus/v1/sites", headers=top.admin))["sites"]
+    }
+    assert sites["lower"]["driver"] == "openstack"
+    assert sites["lower"]["health"] == "up", sites["lower"]["last_error"]
+    assert sites["lower"]["capacity"]["vcpus"] > 0
+    zones = ok(top.client.get(f"{C}/os-availability-zone", headers=top.demo))
+    names = {z["zoneName"] for z in zones["availabilityZoneInfo"]}
+    assert {"top-local", "lower"} <= names
+
+
+def test_a_server_booted_in_the_openstack_site_lands_below_and_leaves_with_it(
+    top: Cloud, lower: Running
+) -> None:
+    client, demo = top.client, top.demo
+    net = ok(
+        client.post(f"{N}/networks", headers=demo, json={"network": {"name": "spanning"}}), 201
+    )["network"]
+    subnet = ok(
+        client.post(
+            f"{N}/subnets",
+            headers=demo,
+            json={
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.42.0.0/24",
+                    "ip_version": 4,
+                    "name": "spanning-sub",
+                }
+            },
+        ),
+        201,
+    )["subnet"]
+    with top.service.db.read() as session:
+        image = session.scalar(select(Resource.id).where(Resource.kind == "image"))
+    server = ok(
+        client.post(
+            f"{C}/servers",
+            headers=demo,
+            json={
+                "server": {
+                    "name": "cascaded",
+                    "flavorRef": "1",
+                    "imageRef": image,
+                    "availability_zone": "lower",
+                    "networks": [{"uuid": net["id"]}],
+                    "metadata": {"tier": "web"},
+                }
+            },
+        ),
+        202,
+    )["server"]
+
+    def status() -> str:
+        return ok(client.get(f"{C}/servers/{server['id']}", headers=demo))["server"]["status"]
+
+    wait_for("the top's server to be ACTIVE", lambda: status() == "ACTIVE")
+    shown = ok(client.get(f"{C}/servers/{server['id']}", headers=demo))["server"]
+    assert shown["OS-EXT-AZ:availability_zone"] == "lower"
+    port = ok(client.get(f"{N}/ports?device_id={server['id']}", headers=demo))["ports"][0]
+    fixed_ip = port["fixed_ips"][0]["ip_address"]
+
+    conn = below(lower)
+    lower_server = conn.compute.find_server(f"isthmus-{server['id']}")
+    assert lower_server is not None
+    lower_server = conn.compute.get_server(lower_server.id)
+    assert lower_server.status == "ACTIVE"
+    assert lower_server.metadata["isthmus_id"] == server["id"]
+    assert lower_server.metadata["isthmus_name"] == "cascaded"
+    assert lower_server.metadata["tier"] == "web"
+    assert lower_server.availability_zone == "lower-az"
+    lower_port = conn.network.find_port(f"isthmus-{port['id']}")
+    assert lower_port.mac_address == port["mac_address"]
+    assert [f["ip_address"] for f in lower_port.fixed_ips] == [fixed_ip]
+    assert lower_port.device_id == lower_server.id
+    lower_net = conn.network.find_network(f"isthmus-{net['id']}")
+    assert lower_net.description == "spanning"
+    assert f"isthmus_id={net['id']}" in lower_net.tags
+    lower_subnet = conn.network.find_subnet(f"isthmus-{subnet['id']}")
+    assert lower_subnet.cidr == "10.42.0.0/24"
+    assert lower_subnet.gateway_ip == subnet["gateway_ip"]
+    assert lower_port.fixed_ips[0]["subnet_id"] == lower_subnet.id
+    assert conn.image.find_image(f"isthmus-{image}") is not None
+
+    # power goes down the levels too
+    ok(client.post(f"{C}/servers/{server['id']}/action", headers=demo, json={"os-stop": None}), 202)
+    wait_for("the top's server to be SHUTOFF", lambda: status() == "SHUTOFF")
+    assert conn.compute.get_server(lower_server.id).status == "SHUTOFF"
+    ok(
+        client.post(f"{C}/servers/{server['id']}/action", headers=demo, json={"os-start": None}),
+        202,
+    )
+    wait_for("the top's server to be ACTIVE again", lambda: status() == "ACTIVE")
+
+    # delete at the top: gone below, and the network leaves the site with its last port
+    ok(client.delete(f"{C}/servers/{server['id']}", headers=demo), 204)
+    wait_for(
+        "the top's server to go",
+        lambda: client.get(f"{C}/servers/{server['id']}", headers=demo).status_code == 404,
+    )
+
+    def gone_below() -> bool:
+        return (
+            conn.compute.find_server(f"isthmus-{server['id']}") is None
+            and conn.network.find_port(f"isthmus-{port['id']}") is None
+            and conn.network.find_network(f"isthmus-{net['id']}") is None
+        )
+
+    wait_for("the server, its port and its network to leave the lower Isthmus", gone_below)
+    # the top still has its network and subnet (a network spans sites; it was only
+    # realised below while something there used it)
+    ok(client.get(f"{N}/networks/{net['id']}", headers=demo))
+
+
+def test_volumes_and_reboots_cascade_and_security_groups_map_to_the_sites_ids(
+    top: Cloud, lower: Running
+) -> None:
+    client, demo = top.client, top.demo
+    net = ok(client.post(f"{N}/networks", headers=demo, json={"network": {"name": "n2"}}), 201)
+    net_id = net["network"]["id"]
+    body = {"subnet": {"network_id": net_id, "cidr": "10.43.0.0/24", "ip_version": 4}}
+    ok(client.post(f"{N}/subnets", headers=demo, json=body), 201)
+    with top.service.db.read() as session:
+        image = session.scalar(select(Resource.id).where(Resource.kind == "image"))
+    server = {
+        "name": "vm2",
+        "flavorRef": "1",
+        "imageRef": image,
+        "availability_zone": "lower",
+        "networks": [{"uuid": net_id}],
+    }
+    server_id = ok(client.post(f"{C}/servers", headers=demo, json={"server": server}), 202)[
+        "server"
+    ]["id"]
+
+    def server_status() -> str:
+        return ok(client.get(f"{C}/servers/{server_id}", headers=demo))["server"]["status"]
+
+    wait_for("the server to be ACTIVE", lambda: server_status() == "ACTIVE")
+    conn = below(lower)
+    lower_server = conn.compute.find_server(f"isthmus-{server_id}")
+
+    # the project's default group allows its own members in: the site's rule names the
+    # site's copy of that group
+    port = ok(client.get(f"{N}/ports?device_id={server_id}", headers=demo))["ports"][0]
+    (group_id,) = port["security_groups"]
+    lower_group = conn.network.find_security_group(f"isthmus-{group_id}")
+    remote = {
+        r.remote_group_id
+        for r in conn.network.security_group_rules(security_group_id=lower_group.id)
+        if r.remote_group_id
+    }
+    assert remote == {lower_group.id}
+
+    # reboot goes down and comes back
+    ok(
+        client.post(
+            f"{C}/servers/{server_id}/action", headers=demo, json={"reboot": {"type": "SOFT"}}
+        ),
+        202,
+    )
+    wait_for(
+        "the site's server to be asked for one reboot",
+        lambda: conn.compute.get_server(lower_server.id).metadata.get("isthmus_reboots") == "1",
+    )
+    wait_for("the server to be ACTIVE after its reboot", lambda: server_status() == "ACTIVE")
+
+    # a volume in the openstack site's zone: created, attached, detached, deleted below
+    V = "/volume/v3"
+    volume = ok(
+        client.post(
+            f"{V}/volumes",
+            headers=demo,
+            json={"volume": {"size": 1, "name": "data", "availability_zone": "lower"}},
+        ),
+        202,
+    )["volume"]
+
+    def volume_status() -> str:
+        return ok(client.get(f"{V}/volumes/{volume['id']}", headers=demo))["volume"]["status"]
+
+    wait_for("the volume to be available", lambda: volume_status() == "available")
+    lower_volume = conn.block_storage.find_volume(f"isthmus-{volume['id']}")
+    assert lower_volume.metadata["isthmus_name"] == "data"
+    attach = {"volumeAttachment": {"volumeId": volume["id"]}}
+    ok(client.post(f"{C}/servers/{server_id}/os-volume_attachments", headers=demo, json=attach))
+    wait_for("the volume to be in-use", lambda: volume_status() == "in-use")
+    attachments = conn.block_storage.get_volume(lower_volume.id).attachments
+    assert [a["server_id"] for a in attachments] == [lower_server.id]
+    detach = f"{C}/servers/{server_id}/os-volume_attachments/{volume['id']}"
+    assert client.delete(detach, headers=demo).status_code == 202
+    wait_for("the volume to be available again", lambda: volume_status() == "available")
+    assert conn.block_storage.get_volume(lower_volume.id).attachments == []
+    assert client.delete(f"{V}/volumes/{volume['id']}", headers=demo).status_code == 202
+    wait_for(
+        "the volume to leave the lower Isthmus",
+        lambda: conn.block_storage.find_volume(f"isthmus-{volume['id']}") is None,
+    )
+    assert client.delete(f"{C}/servers/{server_id}", headers=demo).status_code == 204
+    wait_for(
+        "the server to leave the lower Isthmus",
+        lambda: conn.compute.find_server(f"isthmus-{server_id}") is None,
+    )
