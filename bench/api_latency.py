@@ -430,7 +430,7 @@ def run(label: str, database: str | None, args: argparse.Namespace, report: Call
                 results = measure(served.url, service.passwords, ids, args)
             for name, samples, note in results:
                 report(
-                    f"  {name:52s} n={len(samples):3d}  p50 {statistics.median(samples):7.1f} ms"
+                    f"  {name:54s} n={len(samples):3d}  p50 {statistics.median(samples):7.1f} ms"
                     f"  p99 {percentile(samples, 0.99):7.1f} ms  {note}"
                 )
         finally:
