@@ -42,25 +42,60 @@ def enqueue(
     site: str,
     delay: float = 0.0,
     if_absent: bool = False,
+    debounce: bool = False,
 ) -> None:
     """Ask for (resource, site) to be reconciled, at the earliest after `delay` s.
     With `if_absent`, a request already queued for the pair is left as it is (a
-    prerequisite asked for by many waiters is not re-requested by each)."""
+    prerequisite asked for by many waiters is not re-requested by each).
+    With `debounce`, many requests within `delay` make one pass: a queued request
+    keeps its earlier time, and one under way is asked to run once more after
+    `delay`."""
+    enqueue_many(session, [(resource_id, kind, site)], delay, if_absent, debounce)
+
+
+def enqueue_many(
+    session: Session,
+    items: list[tuple[str, str, str]],
+    delay: float = 0.0,
+    if_absent: bool = False,
+    debounce: bool = False,
+) -> None:
+    """`enqueue` for several (resource id, kind, site) in one statement."""
+    if not items:
+        return
     now = time.time()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(Work).values(
-        resource_id=resource_id,
-        kind=kind,
-        site=site,
-        seq=1,
-        not_before=now + delay,
-        attempts=0,
-        lease_until=0.0,
-        created_at=now,
+        [
+            {
+                "resource_id": resource_id,
+                "kind": kind,
+                "site": site,
+                "seq": 1,
+                "not_before": now + delay,
+                "attempts": 0,
+                "lease_until": 0.0,
+                "created_at": now,
+            }
+            for resource_id, kind, site in items
+        ]
     )
     if if_absent:
         stmt = stmt.on_conflict_do_nothing(index_elements=[Work.resource_id, Work.site])
+    elif debounce:
+        under_way = Work.lease_until >= now
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Work.resource_id, Work.site],
+            set_={
+                "seq": case((under_way, Work.seq + 1), else_=Work.seq),
+                "not_before": case(
+                    (under_way, now + delay),
+                    (Work.not_before < now + delay, Work.not_before),
+                    else_=now + delay,
+                ),
+            },
+        )
     else:
         stmt = stmt.on_conflict_do_update(
             index_elements=[Work.resource_id, Work.site],

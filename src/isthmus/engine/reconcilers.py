@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
-from isthmus.engine.queue import enqueue
+from isthmus.engine.queue import enqueue, enqueue_many
 from isthmus.sites.base import (
     FixedIp,
     ImageSpec,
@@ -38,6 +38,7 @@ from isthmus.sites.base import (
 )
 from isthmus.store.tables import Binding, Resource
 
+MEMBERSHIP_SETTLE_SECONDS = 1.0
 TRANSIENT = {"BUILD", "REBOOT", "creating", "saving", "attaching", "detaching"}
 
 
@@ -216,11 +217,27 @@ def _refresh_groups_naming(session: Session, group_ids: list[str]) -> None:
     )
     if not naming:
         return
-    for binding in session.scalars(
-        select(Binding).where(Binding.resource_id.in_(naming), Binding.kind == "security_group")
-    ):
-        binding.applied_generation = 0  # its site copy is stale; generation is unchanged
-        enqueue(session, binding.resource_id, "security_group", binding.site)
+    stale = and_(
+        Binding.resource_id.in_(naming),
+        Binding.kind == "security_group",
+    )
+    pairs = session.execute(select(Binding.resource_id, Binding.site).where(stale)).all()
+    if not pairs:
+        return
+    # the site copies are stale while the generation is unchanged: force a re-apply
+    session.execute(
+        update(Binding)
+        .where(stale)
+        .values(applied_generation=0)
+        .execution_options(synchronize_session=False)
+    )
+    # members come and go in bursts (a fleet boots): re-apply at most once a second
+    enqueue_many(
+        session,
+        [(rid, "security_group", site) for rid, site in pairs],
+        delay=MEMBERSHIP_SETTLE_SECONDS,
+        debounce=True,
+    )
 
 
 def _plan_image(session: Session, image: Resource, site: str) -> Plan:
