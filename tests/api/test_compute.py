@@ -599,3 +599,9 @@ def test_user_data_and_key_name_reach_the_site(cloud: Cloud) -> None:
     assert site_obj is not None
     assert site_obj.spec["public_key"] == key["public_key"]
     assert site_obj.spec["user_data"] == user_data
+
+
+def test_limit_zero_lists_no_servers_as_nova_does(cloud: Cloud) -> None:
+    response = cloud.client.get("/compute/v2.1/servers?limit=0", headers=cloud.demo)
+    assert response.status_code == 200
+    assert response.json() == {"servers": []}

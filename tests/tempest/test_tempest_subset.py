@@ -71,10 +71,7 @@ TEMPEST_REGEX = "^(" + "|".join(TEMPEST_MODULES) + ")"
 # [id-...,smoke] attributes) -> why. Any other failure fails this test; a known failure
 # that passes is reported so it can be dropped from the list.
 KNOWN_FAILURES: dict[str, str] = {
-    # Nova answers GET /servers?limit=0 with no servers; compute_common.parse_limit reads
-    # 0 as "the maximum" (right for other Nova lists); left to the server-list work.
-    "tempest.api.compute.servers.test_list_server_filters.ListServerFiltersTestJSON"
-    ".test_list_servers_filter_by_zero_limit": "limit=0 lists every server, Nova lists none",
+    # none at the moment: add "test id": "reason" here rather than loosening the checks
 }
 
 # Fewer passes than this means Tempest silently ran (almost) nothing (about 240 pass).

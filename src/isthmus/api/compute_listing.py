@@ -279,6 +279,8 @@ def _rows_by_id(session: Session, ids: list[str]) -> list[Any]:
 def list_servers_page(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
     """GET /servers and /servers/detail: one page, filtered and sorted."""
     limit = parse_limit(request)
+    if request.query_params.get("limit") == "0":
+        return {"servers": []}  # Nova lists no servers for limit=0
     tests, name_only = _filters(request)
     with request.app.state.service.db.read() as session:
         query, order = _list_query(request, ctx, session)
