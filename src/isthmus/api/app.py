@@ -75,13 +75,7 @@ def create_app(service: Any) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for name in SERVICE_MODULES:
-        try:
-            module = import_module(f"isthmus.api.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"isthmus.api.{name}":
-                raise
-            continue
-        app.include_router(module.router)
+        app.include_router(import_module(f"isthmus.api.{name}").router)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request) -> dict[str, Any]:
