@@ -16,6 +16,7 @@ Leaving a site waits for what hangs off it there (ports before networks).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, exists, select, update
@@ -36,7 +37,7 @@ from isthmus.sites.base import (
     SubnetSpec,
     VolumeSpec,
 )
-from isthmus.store.tables import Binding, Resource
+from isthmus.store.tables import Binding, Resource, Work
 
 MEMBERSHIP_SETTLE_SECONDS = 1.0
 TRANSIENT = {"BUILD", "REBOOT", "creating", "saving", "attaching", "detaching"}
@@ -221,7 +222,28 @@ def _refresh_groups_naming(session: Session, group_ids: list[str]) -> None:
         Binding.resource_id.in_(naming),
         Binding.kind == "security_group",
     )
-    pairs = session.execute(select(Binding.resource_id, Binding.site).where(stale)).all()
+    now = time.time()
+    bound = session.execute(
+        select(Binding.resource_id, Binding.site, Binding.applied_generation).where(stale)
+    ).all()
+    # lock the queued re-applies we may rely on, so no worker starts one (and reads
+    # the members) before this transaction commits (PostgreSQL; SQLite is serial)
+    leases = {
+        (row.resource_id, row.site): row.lease_until
+        for row in session.execute(
+            select(Work.resource_id, Work.site, Work.lease_until)
+            .where(Work.resource_id.in_(naming), Work.kind == "security_group")
+            .order_by(Work.id)  # one lock order for every worker: no deadlock
+            .with_for_update()
+        )
+    }
+    # a pair already marked stale with a re-apply queued and not under way will pick
+    # this change up too: nothing to write (the common case while a fleet boots)
+    pairs = [
+        (rid, site)
+        for rid, site, applied in bound
+        if applied != 0 or leases.get((rid, site)) is None or leases[(rid, site)] >= now
+    ]
     if not pairs:
         return
     # the site copies are stale while the generation is unchanged: force a re-apply
