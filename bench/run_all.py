@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULTS = {
     "provision_throughput": ["--servers", "2000", "--sites", "10", "--workers", "1"],
     "api_latency": [],
+    "fabric_convergence": ["--sites", "3", "--servers", "2", "--repeat", "3"],
 }
 
 

@@ -264,3 +264,20 @@ def test_metrics_gauges(cloud: Cloud) -> None:
     assert 'isthmus_work_queued{site="site-b"} 0.0' in text
     assert 'isthmus_resources{kind="flavor",status="ACTIVE"} 5.0' in text
     assert "# TYPE isthmus_resources gauge" in text
+
+
+def test_an_embedded_site_can_ask_for_the_data_plane(cloud: Cloud) -> None:
+    response = cloud.client.post(
+        "/isthmus/v1/sites",
+        headers=cloud.admin,
+        json={"name": "site-dp", "driver": "local", "config": {"data_plane": False}},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["site"]["config"]["data_plane"] is False
+    bad = cloud.client.post(
+        "/isthmus/v1/sites",
+        headers=cloud.admin,
+        json={"name": "site-dq", "driver": "local", "config": {"data_plane": "yes"}},
+    )
+    assert bad.status_code == 400
+    assert "data_plane" in bad.json()["error"]["message"]

@@ -229,16 +229,17 @@ class Service:
                         Site(
                             name=site.name,
                             driver=site.driver,
-                            config=self._site_config(site),
+                            config=self.site_config(site),
                             enabled=True,
                             health="unknown",
                             created_at=repo.utcnow(),
                         )
                     )
 
-    def _site_config(self, site: SiteConfig) -> dict[str, Any]:
-        """A configured site's stored config; `fabric: embedded` asks every embedded
-        site for the kernel data plane (a site's own `data_plane` setting wins)."""
+    def site_config(self, site: SiteConfig) -> dict[str, Any]:
+        """A site's stored config (configured at start or added at run time);
+        `fabric: embedded` asks every embedded site for the kernel data plane (a
+        site's own `data_plane` setting wins)."""
         config = dict(site.config)
         if self.config.fabric == "embedded" and site.driver == "local":
             config.setdefault("data_plane", True)

@@ -40,6 +40,7 @@ from isthmus.api.admin_models import (
     WorkView,
 )
 from isthmus.api.context import RequestContext, get_context
+from isthmus.config import SiteConfig
 from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.sites.local import LocalDriver
@@ -62,6 +63,7 @@ DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
         "disk_gb": (int,),
         "boot_seconds": (int, float),
         "directory": (str,),
+        "data_plane": (bool,),
     },
     # credentials are not config: they stay in the clouds.yaml file on this server
     "openstack": {
@@ -241,7 +243,7 @@ def _validate_config(driver: str, config: dict[str, Any]) -> None:
                 f" known keys: {', '.join(sorted(allowed)) or 'none'}."
             )
         types = allowed[key]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             names = " or ".join(t.__name__ for t in types)
             raise BadRequest(f"Config key {key!r} must be {names}, not {value!r}.")
         if isinstance(value, int | float) and value < 0:
@@ -277,6 +279,7 @@ def add_site(
             f"Unknown site driver {body.driver!r}; known drivers: {', '.join(DRIVERS)}."
         )
     _validate_config(body.driver, body.config)
+    config = service.site_config(SiteConfig(body.name, body.driver, dict(body.config)))
     with service.db.session() as session:
         if session.get(Site, body.name) is not None:
             raise Conflict(f"Site {body.name} already exists.")
@@ -284,7 +287,7 @@ def add_site(
             Site(
                 name=body.name,
                 driver=body.driver,
-                config=dict(body.config),
+                config=config,
                 enabled=True,
                 health="unknown",
                 capacity={},
