@@ -186,6 +186,21 @@ def to_str(name: str, value: Any, max_length: int = MAX_NAME) -> str:
     return value
 
 
+def standard_updates(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The update attributes Neutron resources share, from a checked PUT body:
+    `name` (a column) and `description`, `admin_state_up` (spec keys), each only
+    when given. Returns (column fields, spec fields) for repo.change."""
+    fields: dict[str, Any] = {}
+    spec: dict[str, Any] = {}
+    if "name" in data:
+        fields["name"] = to_str("name", data["name"])
+    if "description" in data:
+        spec["description"] = to_str("description", data["description"])
+    if "admin_state_up" in data:
+        spec["admin_state_up"] = to_bool("admin_state_up", data["admin_state_up"])
+    return fields, spec
+
+
 def to_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool):
         raise invalid(name, f"'{value}' is not an integer")

@@ -325,14 +325,7 @@ def update_router(
 
     def work(session: Session) -> dict[str, Any]:
         router_row = nc.load(session, ctx, "router", router_id)
-        fields: dict[str, Any] = {}
-        spec: dict[str, Any] = {}
-        if "name" in data:
-            fields["name"] = nc.to_str("name", data["name"])
-        if "description" in data:
-            spec["description"] = nc.to_str("description", data["description"])
-        if "admin_state_up" in data:
-            spec["admin_state_up"] = nc.to_bool("admin_state_up", data["admin_state_up"])
+        fields, spec = nc.standard_updates(data)
         if "external_gateway_info" in data:
             spec["gateway"] = _set_gateway(session, ctx, router_row, gateway)
         repo.change(session, router_row, spec=spec, **fields)

@@ -351,14 +351,7 @@ def update_port(
         port = nc.load(session, ctx, "port", port_id)
         nc.require_owner(ctx, port, "update_port")
         _check_binding(data, port)
-        fields: dict[str, Any] = {}
-        spec: dict[str, Any] = {}
-        if "name" in data:
-            fields["name"] = nc.to_str("name", data["name"])
-        if "description" in data:
-            spec["description"] = nc.to_str("description", data["description"])
-        if "admin_state_up" in data:
-            spec["admin_state_up"] = nc.to_bool("admin_state_up", data["admin_state_up"])
+        fields, spec = nc.standard_updates(data)
         if "device_owner" in data:
             spec["device_owner"] = nc.to_str("device_owner", data["device_owner"], MAX_DEVICE)
         if "device_id" in data:
