@@ -10,6 +10,10 @@
 #      A stamp file in .venv records a hash of pyproject.toml (plus this script, the Python
 #      version and the repo path); while it matches, nothing is reinstalled.
 #
+# Option --openstack: step 1 also installs the Debian packages of the real OpenStack test site
+# (scripts/openstack-site/packages.txt: Keystone, Neutron, Nova, Cinder, Glance, Placement of
+# bookworm's Zed, RabbitMQ, uwsgi; ~1.5 min the first time). `make test` passes it when root.
+#
 # Environment: PYTHON (default python3) picks the interpreter for the venv;
 # ISTHMUS_SKIP_APT=1 skips step 1 (e.g. on a machine where you are not root).
 set -euo pipefail
@@ -20,10 +24,18 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.isthmus-setup-stamp"
-DEB_PACKAGES=(postgresql iproute2 nftables frr curl)
+DEB_PACKAGES=(postgresql iproute2 nftables frr curl iputils-ping)
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+for arg in "$@"; do
+    case "$arg" in
+        --openstack) mapfile -t -O "${#DEB_PACKAGES[@]}" DEB_PACKAGES \
+            < <(grep -v '^#' "$ROOT/scripts/openstack-site/packages.txt" | grep .) ;;
+        *) die "unknown option $arg (known: --openstack)" ;;
+    esac
+done
 
 # Serialise concurrent runs (e.g. `make -j demo test`) on the same checkout.
 LOCK="${TMPDIR:-/tmp}/isthmus-setup-$(printf '%s' "$ROOT" | sha256sum | cut -c1-16).lock"

@@ -71,6 +71,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _postgres_unavailable:
         terminalreporter.write_sep("=", "PostgreSQL unavailable: only SQLite was used", yellow=True)
         terminalreporter.write_line(_postgres_unavailable[0])
+    for line in _openstack_site.summary():  # (imported in the OpenStack site section below)
+        terminalreporter.write_line(line)
 
 
 # =============================================================================================
@@ -109,3 +111,27 @@ def live_cloud(tmp_path: Path) -> Iterator[Cloud]:
         server.should_exit = True
         server.thread.join(timeout=10)
         service.stop()
+
+
+# =============================================================================================
+# A real OpenStack site (Debian's Zed packages on loopback): tests/fixtures/openstack_site.py.
+#
+#   openstack_site  session-scoped OpenStackSite (clouds.yaml, cloud names, endpoints, pids);
+#                   its ~3 min bring-up starts in the background right after collection when
+#                   a collected test uses it, and is torn down (by pid) at session end
+# =============================================================================================
+
+from tests.fixtures import openstack_site as _openstack_site  # noqa: E402
+from tests.fixtures.openstack_site import openstack_site  # noqa: E402,F401
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _openstack_site.run_site_tests_last(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _openstack_site.launch_if_needed(session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _openstack_site.shutdown()
