@@ -10,6 +10,13 @@ with the site each thing lives in (plus `isthmus site list`), cleans up, and sto
 the service (SIGTERM to its exact pid). Exit 0 when every step worked; otherwise
 1, naming the step that failed and showing the service's log.
 
+The service runs with `fabric: embedded`. Where the embedded data plane can run
+(root, FRR, nft, nsenter: fabric/capability.py), after booting, the servers ping
+each other and a second tenant with the same CIDR shows it cannot reach them
+(demo_fabric.py); the fabric (its FRR daemons and namespaces) is torn down after
+the service stops. Elsewhere the demo says it runs control-plane only, and why,
+and skips the pings (`isthmus site list` says so too).
+
 openstacksdk is used only to wait for states the CLI cannot wait for (a volume
 becoming available, a server being gone), polling quickly.
 """
@@ -36,6 +43,9 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+
+from isthmus.demo_fabric import FabricChapter
+from isthmus.fabric import capability
 
 ZONES = ("site-a", "site-b", "site-c")
 CLOUD = "isthmus-demo"
@@ -70,6 +80,8 @@ class Demo:
         self.proc: subprocess.Popen[bytes] | None = None
         self.sdk: Any = None
         self.servers: dict[str, dict[str, Any]] = {}
+        self.data_plane_missing = capability.missing()  # None: the pings run
+        self.fabric = FabricChapter(self, CIDR)
 
     @property
     def clouds_yaml(self) -> Path:
@@ -102,6 +114,9 @@ class Demo:
             self.data_dir.mkdir(parents=True)
             cmd = [sys.executable, "-m", "isthmus.cli", "up", "--port", str(self.port)]
             cmd += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
+            config = self.workdir / "isthmus.yaml"  # where it cannot run, sites say why
+            config.write_text("fabric: embedded\n")
+            cmd += ["--config", str(config)]
             with self.log.open("wb") as out:
                 self.proc = subprocess.Popen(
                     cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env()
@@ -119,6 +134,22 @@ class Demo:
             else:
                 raise DemoFailed("isthmus up did not answer /isthmus/v1/health within 60 s")
             self.say(f"pid {self.proc.pid}; clouds.yaml at {self.clouds_yaml}")
+            if self.data_plane_missing is None:
+                self.say(f"data plane: {capability.DATA_PLANE} (fabric: embedded)")
+            else:
+                self.say(
+                    f"[yellow]data plane unavailable ({self.data_plane_missing}):"
+                    " control-plane only, the pings will be skipped[/]"
+                )
+
+    def teardown_fabric(self) -> None:
+        """After the service stopped: stop the FRR daemons and remove the namespaces
+        the embedded fabric recorded in this run's data dir (nothing else)."""
+        directory = self.data_dir / "sites" / "_fabric"
+        if self.data_plane_missing is None and (directory / "fabric.json").exists():
+            from isthmus.fabric.dataplane import EmbeddedFabric
+
+            EmbeddedFabric(directory).teardown()
 
     def stop_service(self) -> int | None:
         """SIGTERM to exactly the pid we started, then wait; its exit status."""
@@ -269,6 +300,15 @@ class Demo:
             self.wait_for(f"volume {VOLUME} in-use", lambda: self.volume_status() == "in-use")
             self.say(f"{VOLUME} is in-use by demo-site-a")
 
+        if self.data_plane_missing is None:
+            self.fabric.run(self.servers)
+        else:
+            with self.step("Data plane: skipped"):
+                self.say(
+                    f"[yellow]control-plane only ({self.data_plane_missing}): the servers have"
+                    " no network stack here, so no pings[/]"
+                )
+
         with self.step("Listing everything, with the site each thing lives in"):
             # cliff's interactive mode cannot quote "Availability Zone": its own process
             columns = ["Name", "Status", "Networks", "Image Name", "Flavor Name"]
@@ -300,6 +340,7 @@ class Demo:
             self.show("isthmus site list", site_list.stdout)
 
         with self.step("Cleaning up: servers, volume, image, subnet, network"):
+            self.fabric.cleanup()
             self.openstack("server", "remove", "volume", "demo-site-a", VOLUME)
             self.wait_for(f"volume {VOLUME} detached", lambda: self.volume_status() == "available")
             names = [f"demo-{zone}" for zone in ZONES]
@@ -363,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     finally:
         status = demo.stop_service()
+        demo.teardown_fabric()
         if status not in (None, 0) and code == 0:
             console.print(f"[red]isthmus up exited with status {status} on SIGTERM.[/]")
             code = 1

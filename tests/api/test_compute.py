@@ -65,7 +65,10 @@ def footprint(cloud: Cloud) -> tuple[Any, ...]:
             session.scalar(select(func.count()).select_from(IpAllocation)),
             session.scalar(select(func.count()).select_from(MacAllocation)),
             session.scalar(select(func.count()).select_from(Work)),
-            [(s.name, dict(s.allocated or {})) for s in session.scalars(select(Site))],
+            [
+                (s.name, dict(s.allocated or {}))
+                for s in session.scalars(select(Site).order_by(Site.name))
+            ],
         )
 
 

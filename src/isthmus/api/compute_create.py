@@ -8,6 +8,10 @@
    its ports through store/ports (global IPAM), writes the server intent and
    enqueues its work. The caller commits and wakes the engine.
 
+A network's `availability_zone_hints` are the sites it may reach: a server in a zone
+outside them is 400 (as Nova refuses a volume of another zone), one without a zone is
+placed among the sites all its hinted networks allow. Empty hints: anywhere.
+
 With `max_count` > 1 the servers are named `<name>-1`, `<name>-2`, ... as Nova
 does, and each is placed on its own (so they spread over the sites unless an
 availability zone pins them). Quota permitting fewer than `max_count` but at
@@ -70,6 +74,7 @@ class BootRequest:
     access_ipv4: str = ""
     access_ipv6: str = ""
     return_reservation_id: bool = False
+    zones_allowed: list[str] | None = None  # from the networks' hints; None: any site
 
 
 def _invalid(field_name: str, value: Any, reason: str) -> BadRequest:
@@ -365,6 +370,32 @@ def _availability_zone(session: Session, value: Any) -> str | None:
     return zone
 
 
+def _zones_allowed(nics: list[Nic], zone: str | None) -> list[str] | None:
+    """The sites the networks' availability_zone_hints allow (None: no hints, any
+    site); 400 when the requested zone is outside a network's hints or the hints of
+    the requested networks have no site in common."""
+    allowed: set[str] | None = None
+    for nic in nics:
+        hints = list(nic.network.spec.get("availability_zone_hints") or [])
+        if not hints:
+            continue
+        named = f"Network {nic.network.id}" + (f" ({nic.network.name})" if nic.network.name else "")
+        if zone and zone not in hints:
+            raise BadRequest(
+                f"{named} is limited to availability zones {', '.join(hints)} by its"
+                f" availability_zone_hints; availability zone {zone} is not one of them."
+                " Boot the server in one of those zones, or use another network."
+            )
+        allowed = set(hints) if allowed is None else allowed & set(hints)
+        if not allowed:
+            raise BadRequest(
+                "The requested networks have no availability zone in common (their"
+                f" availability_zone_hints do not overlap; {named} allows {', '.join(hints)})."
+                " Use networks that can meet in one zone."
+            )
+    return sorted(allowed) if allowed is not None else None
+
+
 # -- step 1 ---------------------------------------------------------------------------------
 
 
@@ -432,6 +463,7 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
             "Unable to launch multiple instances with a single configured fixed IP. Please"
             " launch your instance one by one with different fixed IPs."
         )
+    request.zones_allowed = _zones_allowed(request.nics, request.availability_zone)
     request.group_ids, request.group_names = _security_groups(
         session, ctx, server.get("security_groups")
     )
@@ -497,7 +529,7 @@ def boot(session: Session, ctx: RequestContext, request: BootRequest) -> list[Re
     reservation_id = f"r-{secrets.token_hex(4)}"
     servers = []
     for index in range(count):
-        site = place(session, need, request.availability_zone)
+        site = place(session, need, request.availability_zone, among=request.zones_allowed)
         server_id = repo.new_id()
         for nic_index, nic in enumerate(request.nics):
             _attach_nic(session, project_id, request, nic, nic_index, server_id, site)

@@ -382,7 +382,9 @@ def zones_of(session: Session, resource_ids: Iterable[str]) -> dict[str, list[st
 
 
 def validate_zone_hints(session: Session, value: Any) -> list[str]:
-    """Availability zone hints must name sites (Neutron: 404 AvailabilityZoneNotFound)."""
+    """Availability zone hints must name sites: an unknown one is 404
+    AvailabilityZoneNotFound (neutron-lib's status for it, which clients and Tempest
+    expect), naming the known zones; a hint that is not a non-empty string is 400."""
     hints = to_list("availability_zone_hints", value)
     sites = set(session.scalars(select(Site.name)))
     result: list[str] = []
@@ -391,7 +393,9 @@ def validate_zone_hints(session: Session, value: Any) -> list[str]:
             raise invalid("availability_zone_hints", f"'{hint}' is not a valid zone name")
         if hint not in sites:
             raise NotFound(
-                f"AvailabilityZone {hint} could not be found.", "AvailabilityZoneNotFound"
+                f"AvailabilityZone {hint} could not be found. Known zones:"
+                f" {', '.join(sorted(sites)) or 'none'}.",
+                "AvailabilityZoneNotFound",
             )
         if hint not in result:
             result.append(hint)

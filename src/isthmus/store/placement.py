@@ -4,6 +4,8 @@ back when the server is gone."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,8 +13,17 @@ from isthmus.model.placement import DIMENSIONS, Candidate, choose_site
 from isthmus.store.tables import Site
 
 
-def place(session: Session, need: dict[str, int], availability_zone: str | None) -> str:
+def place(
+    session: Session,
+    need: dict[str, int],
+    availability_zone: str | None,
+    among: Collection[str] | None = None,
+) -> str:
+    """The site for a server (see model/placement.py), claimed; `among`, when given,
+    limits the choice to those sites (e.g. a network's availability_zone_hints)."""
     sites = list(session.scalars(select(Site).order_by(Site.name)))
+    if among is not None:
+        sites = [s for s in sites if s.name in among]
     candidates = [
         Candidate(s.name, s.enabled, s.health, dict(s.capacity or {}), dict(s.allocated or {}))
         for s in sites
