@@ -96,6 +96,12 @@ def test_site_list_shows_three_sites_up(served: Running) -> None:
 
 
 def test_site_add_down_up_remove(served: Running) -> None:
+    wrong = ("site", "add", "site-d", "--driver", "local", "--cloud", "region-one")
+    refused = isthmus(served, *wrong, check=False)
+    assert refused.returncode == 1 and "--cloud and --clouds-yaml are for --driver openstack" in (
+        refused.stderr
+    )
+    assert "site-d" not in site_list(served)  # nothing was sent
     added = isthmus(served, "site", "add", "site-d", "--driver", "local", "--set", "vcpus=8")
     assert "site-d" in added.stdout
     site = site_list(served)["site-d"]

@@ -1,5 +1,7 @@
-"""`isthmus site ...`, `isthmus resource show` and `isthmus work`: clients of the
-admin REST API (cli_client.py) that print rich tables, or JSON with `--json`.
+"""`isthmus site ...`, `isthmus resource show|recreate` and `isthmus work`: clients
+of the admin REST API (cli_client.py) that print rich tables, or JSON with `--json`.
+`site show` also lists what drifted in the site and the foreign objects its last
+sweep found there (engine/drift.py), from the store: it works while the site is down.
 
 Connection options (`--os-cloud`, `--url`, ...) are global: give them before the
 command (`isthmus --os-cloud other site list`); the OS_* variables work too.
@@ -11,6 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -151,12 +154,41 @@ def site_detail(site: dict[str, Any]) -> Table:
         ("bindings", _counts(site.get("bindings", {}))),
         ("placed", _counts(site.get("placed", {}))),
         ("queued work", f"{site['queued_work']} ({site['work_with_errors']} failing)"),
+        ("drifted", _counts(site.get("drifted", {}))),
+        ("foreign objects", foreign_text(site.get("foreign") or {})),
         ("data plane", site.get("data_plane") or "-"),
         ("config", json.dumps(site.get("config", {}), sort_keys=True)),
         ("created", site.get("created_at") or "-"),
     ]
     for key, value in rows:
         table.add_row(key, str(value))
+    return table
+
+
+def foreign_text(foreign: dict[str, Any]) -> str:
+    """'3 (network 2, server 1)', or 'unknown (why)'."""
+    if not foreign.get("known"):
+        return f"unknown ({foreign.get('reason') or 'not listed yet'})"
+    text = f"{foreign['total']}"
+    if foreign.get("counts"):
+        text += f" ({_counts(foreign['counts'])})"
+    if foreign.get("checked_at"):
+        text += f", listed {ago(foreign['checked_at'])}"
+    if foreign.get("reason"):
+        text += f"; {foreign['reason']}"
+    return text
+
+
+def foreign_table(foreign: dict[str, Any]) -> Table | None:
+    items = foreign.get("items") or []
+    if not items:
+        return None
+    shown = f"first {len(items)} of {foreign['total']}" if foreign["total"] > len(items) else ""
+    table = Table(title=f"Foreign objects (Isthmus never touches them) {shown}".strip())
+    for header in ("Kind", "Site id", "Name"):
+        table.add_column(header, no_wrap=True)
+    for item in items:
+        table.add_row(item["kind"], item["id"], item.get("name") or "")
     return table
 
 
@@ -172,7 +204,7 @@ def work_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title)
     for header in ("Resource", "Kind", "Site", "Site health", "Attempts", "Ready in", "Age"):
         table.add_column(header, no_wrap=True)
-    table.add_column("Last error", overflow="fold")
+    table.add_column("Progress / last error", overflow="fold")
     for item in items:
         table.add_row(
             item["resource_id"],
@@ -182,9 +214,21 @@ def work_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
             str(item["attempts"]),
             f"{item['ready_in_seconds']:.1f}s",
             f"{item['age_seconds']:.0f}s",
-            item.get("last_error") or _waiting_reason(item),
+            _copy_text(item) or item.get("last_error") or _waiting_reason(item),
         )
     return table
+
+
+def _copy_text(item: dict[str, Any]) -> str:
+    """'copying: 45% (120.0 of 266.7 MiB)' while the item copies data into its site."""
+    copy = item.get("progress")
+    if not copy:
+        return ""
+    mib = 1024 * 1024
+    return (
+        f"[cyan]copying: {copy['percent']}% ({copy['bytes_done'] / mib:.1f} of"
+        f" {copy['bytes_total'] / mib:.1f} MiB)[/]"
+    )
 
 
 # -- site commands ------------------------------------------------------------------------------
@@ -209,7 +253,11 @@ def site_show(ctx: typer.Context, name: NameArg, as_json: JsonOption = False) ->
     if as_json:
         print_json(site)
         return
-    console().print(site_detail(site))
+    out = console()
+    out.print(site_detail(site))
+    table = foreign_table(site.get("foreign") or {})
+    if table is not None:
+        out.print(table)
 
 
 def parse_config(config_json: str | None, settings: list[str]) -> dict[str, Any]:
@@ -246,10 +294,34 @@ def site_add(
         list[str] | None,
         typer.Option("--set", help="One driver config key=value (repeatable), e.g. vcpus=16."),
     ] = None,
+    cloud: Annotated[
+        str | None,
+        typer.Option("--cloud", help="openstack driver: the clouds.yaml entry of the site."),
+    ] = None,
+    clouds_yaml: Annotated[
+        Path | None,
+        typer.Option(
+            "--clouds-yaml",
+            help="openstack driver: the clouds.yaml file holding --cloud (a path the "
+            "Isthmus service can read; made absolute). Default: the standard locations.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a site; it is checked at once and can take placements right away."""
-    body = {"name": name, "driver": driver, "config": parse_config(config_json, settings or [])}
+    """Add a site; it is checked at once and can take placements right away.
+
+    An OpenStack region: `isthmus site add NAME --driver openstack --cloud CLOUD
+    [--clouds-yaml FILE]`. The credentials stay in that file on the server's side;
+    no answer of the API carries them.
+    """
+    config = parse_config(config_json, settings or [])
+    if (cloud is not None or clouds_yaml is not None) and driver != "openstack":
+        raise ClientError("--cloud and --clouds-yaml are for --driver openstack.")
+    if cloud is not None:
+        config["cloud"] = cloud
+    if clouds_yaml is not None:
+        config["clouds_yaml"] = str(clouds_yaml.expanduser().absolute())
+    body = {"name": name, "driver": driver, "config": config}
     with admin_client(ctx) as client:
         site = client.post("/sites", json=body)["site"]
     if as_json:
@@ -351,11 +423,14 @@ def resource_show(
     bindings.add_column("Last error", overflow="fold")
     for b in detail["bindings"]:
         generation = f"{b['applied_generation']}/{resource['generation']}"
+        status = b["observed_status"]
+        if b.get("drifted_at"):
+            status = f"[red]drifted[/] ({b['drifted_at']})"
         bindings.add_row(
             b["site"],
             b.get("site_resource_id") or "-",
             generation if b["in_sync"] else f"[yellow]{generation}[/]",
-            b["observed_status"],
+            status,
             b.get("last_error") or "",
         )
     out.print(bindings if detail["bindings"] else "Bindings: none (in no site)")
@@ -363,6 +438,21 @@ def resource_show(
         out.print(work_table(detail["work"], "Queued work"))
     else:
         out.print("Queued work: none")
+
+
+@resource_app.command("recreate")
+def resource_recreate(
+    ctx: typer.Context,
+    resource_id: Annotated[str, typer.Argument(help="The drifted resource's id.")],
+) -> None:
+    """Make a server or volume that was deleted in its site outside Isthmus again."""
+    with admin_client(ctx) as client:
+        answer = client.post(f"/resources/{resource_id}/recreate")
+    resource = answer["resource"]
+    console().print(
+        f"{resource['kind'].capitalize()} [bold]{resource_id}[/] will be made again in"
+        f" {', '.join(answer['sites'])} (now {resource['status']})."
+    )
 
 
 def work_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -393,3 +483,5 @@ def work_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
         out.print(work_table([summary["oldest"]], "Oldest item"))
     if summary["errors"]:
         out.print(work_table(summary["errors"], "Items with errors"))
+    if summary.get("copies"):
+        out.print(work_table(summary["copies"], "Copies under way"))

@@ -266,7 +266,9 @@ def test_floating_ips_associate_and_disassociate(cloud: Cloud) -> None:
     associated = api(cloud, "PUT", path, body={"floatingip": {"port_id": port["id"]}}, status=200)[
         "floatingip"
     ]
-    assert associated["status"] == "ACTIVE" and associated["port_id"] == port["id"]
+    # the port has no server, so no site to do the NAT: DOWN, as Neutron shows an
+    # association no agent has applied (tests/api/test_network_l3_sites.py: ACTIVE)
+    assert associated["status"] == "DOWN" and associated["port_id"] == port["id"]
     assert associated["fixed_ip_address"] == port["fixed_ips"][0]["ip_address"]
     assert associated["router_id"] == router["id"]
     assert associated["port_details"]["name"] == "vm-port"
@@ -279,7 +281,7 @@ def test_floating_ips_associate_and_disassociate(cloud: Cloud) -> None:
         port_id=two_ips["id"],
         fixed_ip_address=chosen,
     )
-    assert second["status"] == "ACTIVE" and second["fixed_ip_address"] == chosen
+    assert second["status"] == "DOWN" and second["fixed_ip_address"] == chosen
     fails(
         cloud,
         "POST",
@@ -294,7 +296,9 @@ def test_floating_ips_associate_and_disassociate(cloud: Cloud) -> None:
         return sorted(f["floating_ip_address"] for f in found)
 
     assert addresses(f"port_id={port['id']}") == ["172.30.0.2"]
-    assert addresses("status=ACTIVE") == sorted(
+    cloud.wait_idle()
+    assert addresses("status=ACTIVE") == []  # still in no site
+    assert addresses(f"router_id={router['id']}") == sorted(
         [fip["floating_ip_address"], second["floating_ip_address"]]
     )
     assert addresses(f"floating_network_id={public['id']}&fields=floating_ip_address") == addresses(

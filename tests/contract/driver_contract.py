@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from isthmus.errors import PermanentError, SiteError, TemporaryError
+from isthmus.sites import progress
 from isthmus.sites.base import (
     FixedIp,
     ImageSpec,
@@ -200,8 +201,40 @@ class DriverContract:
         driver.delete("image", bad.isthmus_id)
         assert driver.observe("image", good.isthmus_id) is None
 
+    def test_image_copy_reports_its_progress(self, driver: SiteDriver, tmp_path: Path) -> None:
+        """sites/base.py: a copy reports (bytes_done, bytes_total) from the start to
+        the last byte through the reporter installed around `ensure`."""
+        data = b"".join(bytes([i]) * 65536 for i in range(1, 49)) + b"tail"  # 3 MiB + 4
+        path = tmp_path / "progress.raw"
+        path.write_bytes(data)
+        spec = ImageSpec(
+            isthmus_id=_id(),
+            name="progress",
+            size=len(data),
+            data_path=str(path),
+            checksum=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        )
+        reports: list[tuple[int, int]] = []
+        with progress.reporting(lambda done, total: reports.append((done, total))):
+            assert driver.ensure(spec).status == "active"
+        assert reports[0] == (0, len(data)) and reports[-1] == (len(data), len(data))
+        assert {total for _, total in reports} == {len(data)}
+        done = [d for d, _ in reports]
+        assert done == sorted(done), "progress went backwards"
+        assert any(0 < d < len(data) for d in done), reports
+        reports.clear()
+        with progress.reporting(lambda done, total: reports.append((done, total))):
+            assert driver.ensure(spec).status == "active"
+        assert reports == []  # an image already in the site is not copied again
+        driver.delete("image", spec.isthmus_id)
+
     def test_inventory_lists_what_isthmus_made(self, driver: SiteDriver) -> None:
         topo = Topology(driver)
         tags = {(o.kind, o.isthmus_id) for o in driver.inventory()}
         assert ("network", topo.network.isthmus_id) in tags
         assert ("port", topo.port.isthmus_id) in tags
+
+    def test_foreign_leaves_out_what_isthmus_made(self, driver: SiteDriver) -> None:
+        Topology(driver)
+        ours = {o.site_id for o in driver.inventory()}
+        assert ours and not ours & {o.site_id for o in driver.foreign()}

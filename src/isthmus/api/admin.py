@@ -1,6 +1,8 @@
-"""The Isthmus admin API under `/isthmus/v1`: sites, the operator's view of one
-resource, the work queue, and service liveness; plus Prometheus `/metrics`
-(api/metrics.py). Request and response bodies live in api/admin_models.py.
+"""The Isthmus admin API under `/isthmus/v1`: sites (with what drifted there and
+the foreign objects the last sweep found, engine/drift.py), the operator's view of
+one resource (and recreating one that drifted), the work queue, and service
+liveness; plus Prometheus `/metrics` (api/metrics.py). Request and response bodies
+live in api/admin_models.py.
 
 Everything but `/isthmus/v1/health` (and `/metrics`) needs a Keystone token with
 the admin role. Reads only read the store. The one exception to "no site call in a
@@ -22,11 +24,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from isthmus import __version__
-from isthmus.api import metrics
+from isthmus.api import admin_fabric, metrics
 from isthmus.api.admin_models import (
     ERRORS,
     SITE_NAME_PATTERN,
     BindingView,
+    CopyProgressView,
+    ForeignObjects,
+    RecreateResult,
     ResourceDetail,
     ResourceView,
     ServiceHealth,
@@ -41,6 +46,8 @@ from isthmus.api.admin_models import (
 )
 from isthmus.api.context import RequestContext, get_context
 from isthmus.config import SiteConfig
+from isthmus.engine import progress as copy_progress
+from isthmus.engine.drift import foreign_view, recreate
 from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.sites.local import LocalDriver
@@ -64,6 +71,7 @@ DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
         "boot_seconds": (int, float),
         "directory": (str,),
         "data_plane": (bool,),
+        "copy_rate": (int, float),  # bytes/s: simulated WAN bandwidth for image copies
     },
     # credentials are not config: they stay in the clouds.yaml file on this server
     "openstack": {
@@ -78,6 +86,8 @@ DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
         "vcpus": (int,),
         "ram_mb": (int,),
         "disk_gb": (int,),
+        "external_network": (str,),
+        "admin_cloud": (str,),
     },
 }
 REQUIRED_CONFIG = {"openstack": ("cloud",)}
@@ -136,6 +146,13 @@ def _site_views(session: Session, only: str | None = None) -> list[SiteView]:
         .group_by(Resource.site, Resource.kind)
     ):
         placed[site][kind] = count
+    drifted: dict[str, dict[str, int]] = defaultdict(dict)
+    for site, kind, count in session.execute(
+        select(Binding.site, Binding.kind, func.count())
+        .where(Binding.drifted_at.is_not(None))
+        .group_by(Binding.site, Binding.kind)
+    ):
+        drifted[site][kind] = count
     queued: dict[str, tuple[int, int]] = {}
     for site, count, errors in session.execute(
         select(Work.site, func.count(), func.count(Work.last_error)).group_by(Work.site)
@@ -161,6 +178,8 @@ def _site_views(session: Session, only: str | None = None) -> list[SiteView]:
             placed=dict(sorted(placed[site.name].items())),
             queued_work=queued.get(site.name, (0, 0))[0],
             work_with_errors=queued.get(site.name, (0, 0))[1],
+            drifted=dict(sorted(drifted[site.name].items())),
+            foreign=ForeignObjects.model_validate(foreign_view(site)),
             created_at=repo.isoformat(site.created_at),
         )
         for site in sites
@@ -192,6 +211,19 @@ def _work_view(row: Work, health: dict[str, str], now: float) -> WorkView:
         last_error=row.last_error,
         age_seconds=round(max(0.0, now - row.created_at), 3),
         queued_at=repo.isoformat(_from_epoch(row.created_at)),
+        progress=_copy_view(row),
+    )
+
+
+def _copy_view(row: Work) -> CopyProgressView | None:
+    state = copy_progress.state_of(row)
+    if state is None:
+        return None
+    return CopyProgressView(
+        bytes_done=state.done,
+        bytes_total=state.total,
+        percent=state.percent,
+        updated_at=repo.isoformat(_from_epoch(state.at)),
     )
 
 
@@ -430,6 +462,7 @@ def show_resource(
                     observed_status=b.observed_status,
                     last_error=b.last_error,
                     updated_at=repo.isoformat(b.updated_at),
+                    drifted_at=repo.isoformat(b.drifted_at),
                 )
                 for b in bindings
             ],
@@ -437,12 +470,36 @@ def show_resource(
         )
 
 
+@admin.post(
+    "/resources/{resource_id}/recreate",
+    response_model=RecreateResult,
+    status_code=202,
+    summary="Make a drifted resource again",
+)
+def recreate_resource(
+    request: Request, resource_id: str, ctx: RequestContext = Depends(admin_context)
+) -> RecreateResult:
+    """A server or volume deleted in its site outside Isthmus (drift) is not made
+    again by itself; this asks the engine to make it again there (it shows BUILD /
+    creating meanwhile). 409 if it has not drifted or is being deleted."""
+    service = _service(request)
+    with service.db.session() as session:
+        resource = session.get(Resource, resource_id)
+        if resource is None:
+            raise NotFound(f"Resource {resource_id} could not be found.")
+        sites = recreate(session, resource)
+        view = _resource_view(resource)
+    service.wake()
+    return RecreateResult(resource=view, sites=sites)
+
+
 @admin.get("/work", response_model=WorkSummary, summary="The work queue at a glance")
 def work_summary(
     request: Request, limit: int = 50, ctx: RequestContext = Depends(admin_context)
 ) -> WorkSummary:
-    """Queued work per site and kind, the oldest item, and up to `limit` items whose
-    last attempt failed (most attempts first)."""
+    """Queued work per site and kind, the oldest item, up to `limit` items whose
+    last attempt failed (most attempts first), and up to `limit` items copying data
+    (images) into their site now, with their progress."""
     if not 0 <= limit <= 1000:
         raise BadRequest("limit must be between 0 and 1000.")
     with _service(request).db.read() as session:
@@ -480,11 +537,18 @@ def work_summary(
             .order_by(Work.attempts.desc(), Work.created_at)
             .limit(limit)
         )
+        copies = session.scalars(
+            select(Work)
+            .where(Work.progress_total.is_not(None))
+            .order_by(Work.site, Work.created_at)
+            .limit(limit)
+        )
         return WorkSummary(
             total=sum(group.queued for group in groups),
             groups=groups,
             oldest=_work_view(oldest, health, now) if oldest is not None else None,
             errors=[_work_view(w, health, now) for w in errors],
+            copies=[_work_view(w, health, now) for w in copies],
         )
 
 
@@ -505,4 +569,5 @@ def service_health(request: Request) -> ServiceHealth:
 
 
 router.include_router(admin)
+router.include_router(admin_fabric.router)  # GET /isthmus/v1/fabric
 router.include_router(metrics.router)

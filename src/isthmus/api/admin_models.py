@@ -50,7 +50,10 @@ class SiteCreate(BaseModel):
             " `clouds_yaml` (that file's path), `region_name`, `availability_zone`,"
             " `flavor_map` ({Isthmus flavor name: site flavor}), `default_image`,"
             " `settle_seconds`, `timeout`, `vcpus`/`ram_mb`/`disk_gb` (capacity where the"
-            " site's limits are unlimited). Secret-looking keys are shown masked."
+            " site's limits are unlimited), `external_network` (the site's external network"
+            " for router gateways and floating IPs), `admin_cloud` (a clouds.yaml entry with"
+            " admin rights there, for BGPVPNs and chosen floating addresses)."
+            " Secret-looking keys are shown masked."
         ),
         examples=[{"vcpus": 16, "ram_mb": 32768, "disk_gb": 500}],
     )
@@ -67,6 +70,32 @@ class SiteUpdate(BaseModel):
             "False: the site takes no new placements (what is there stays and is still"
             " reconciled). True: it takes placements again."
         ),
+    )
+
+
+class ForeignObjectView(BaseModel):
+    """One object found in a site that Isthmus did not make."""
+
+    kind: str = Field(description="network, subnet, port, security_group, server, volume, ...")
+    id: str = Field(description="The site's own id for it.")
+    name: str = Field(description="Its name in the site.")
+
+
+class ForeignObjects(BaseModel):
+    """What the last sweep found in the site that Isthmus did not make (and never
+    touches). Read from the store: showing it never calls the site."""
+
+    known: bool = Field(description="False until a sweep could list the site.")
+    reason: str | None = Field(
+        description="Why the figures are unknown or may be old (site down, listing failed)."
+    )
+    total: int | None = Field(description="How many foreign objects (None: unknown).")
+    counts: dict[str, int] = Field(description="Foreign objects counted by kind.")
+    items: list[ForeignObjectView] = Field(
+        description="The first of them (at most 50), by kind and name."
+    )
+    checked_at: str | None = Field(
+        default=None, description="When the site was last listed (UTC, ISO 8601)."
     )
 
 
@@ -106,6 +135,14 @@ class SiteView(BaseModel):
     )
     queued_work: int = Field(description="Work items waiting to be reconciled in this site.")
     work_with_errors: int = Field(description="Of those, how many failed at least once.")
+    drifted: dict[str, int] = Field(
+        description=(
+            "Resources deleted in the site outside Isthmus (not recreated), counted by kind."
+        )
+    )
+    foreign: ForeignObjects = Field(
+        description="Objects in the site that Isthmus did not make, from the last sweep."
+    )
     created_at: str | None = Field(description="When the site was added (UTC, ISO 8601).")
 
 
@@ -130,6 +167,22 @@ class BindingView(BaseModel):
     observed_status: str = Field(description="Status the site last reported.")
     last_error: str | None = Field(description="The fault the site reported, if any.")
     updated_at: str | None = Field(description="When the binding last changed (UTC).")
+    drifted_at: str | None = Field(
+        default=None,
+        description=(
+            "When Isthmus found the object deleted in the site outside Isthmus (drift); it"
+            " is not recreated unless an operator asks (POST .../recreate)."
+        ),
+    )
+
+
+class CopyProgressView(BaseModel):
+    """How far a data copy into a site (image data) is (engine/progress.py)."""
+
+    bytes_done: int = Field(description="Bytes copied so far.")
+    bytes_total: int = Field(description="Bytes to copy in all.")
+    percent: int = Field(description="Whole percent done.")
+    updated_at: str | None = Field(description="When this was recorded (UTC, ISO 8601).")
 
 
 class WorkView(BaseModel):
@@ -151,6 +204,9 @@ class WorkView(BaseModel):
     last_error: str | None = Field(description="Why the last attempt did not finish it.")
     age_seconds: float = Field(description="Seconds since it was first queued.")
     queued_at: str | None = Field(description="When it was first queued (UTC, ISO 8601).")
+    progress: CopyProgressView | None = Field(
+        default=None, description="The data copy (image) it is making in its site, if any."
+    )
 
 
 class ResourceView(BaseModel):
@@ -172,6 +228,13 @@ class ResourceView(BaseModel):
     )
     created_at: str | None
     updated_at: str | None
+
+
+class RecreateResult(BaseModel):
+    """A drifted resource the engine will make again."""
+
+    resource: ResourceView
+    sites: list[str] = Field(description="The sites it will be made in again.")
 
 
 class ResourceDetail(BaseModel):
@@ -205,6 +268,9 @@ class WorkSummary(BaseModel):
     groups: list[WorkGroup] = Field(description="Counts per site and kind.")
     oldest: WorkView | None = Field(description="The item queued longest, if any.")
     errors: list[WorkView] = Field(description="Items with a last error, most attempts first.")
+    copies: list[WorkView] = Field(
+        default_factory=list, description="Items copying data (images) into their site now."
+    )
 
 
 # -- service -----------------------------------------------------------------------------

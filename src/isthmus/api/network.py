@@ -7,7 +7,13 @@ shared plumbing in api/network_common.py.
 A network is intent only: it is created in the store and reaches a site when a
 port placed there needs it (the engine does that), so nothing is enqueued at
 create time. Its `availability_zones` are the sites it is realised in now (its
-bindings); an update goes through `repo.change`, which enqueues those sites.
+bindings), so a network reaches a site with its first port there and leaves
+after its last one; reads change nothing. Its `availability_zone_hints` (set at
+create, names of sites: an unknown one is 404 AvailabilityZoneNotFound as in
+Neutron) are the sites it may reach: Compute refuses (400) a server in another
+zone on it and places a server without a zone among them (api/compute_create.py).
+Empty hints: wherever a port needs it. An update goes through `repo.change`,
+which enqueues the sites the network is in.
 Errors use Neutron's body `{"NeutronError": {"type", "message", "detail"}}`.
 """
 
@@ -23,6 +29,7 @@ from isthmus.api import network_common as nc
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.fabric import interconnect
 from isthmus.store import quotas, repo, segments
 from isthmus.store.ports import subnets_of
 from isthmus.store.tables import Resource, Site
@@ -308,6 +315,7 @@ _NETWORK_READ_ONLY = {
     "provider:network_type",
     "provider:physical_network",
     "provider:segmentation_id",
+    "isthmus:interconnect",
 }
 _ADMIN_ONLY = ("shared", "router:external", "is_default")
 _PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
@@ -336,6 +344,9 @@ def network_body(
         body["provider:network_type"] = "vxlan"
         body["provider:physical_network"] = None
         body["provider:segmentation_id"] = spec.get("segmentation_id")
+        # per site it is in: how that site joins the segment (fabric/interconnect.py)
+        reports = interconnect.reports_of(network.observed)
+        body["isthmus:interconnect"] = {site: dict(r) for site, r in reports.items()}
     return body
 
 

@@ -1,4 +1,4 @@
-"""Network v2.0 floating IPs (store-only until the fabric issue).
+"""Network v2.0 floating IPs.
 
 A floating IP takes an address on an external network (`router:external`)
 through a port `network:floatingip` owned by no project (global IPAM): from the
@@ -6,8 +6,11 @@ first IPv4 subnet with a free address, or the subnet / address asked for (a
 specific address is admin-only, as in Neutron). Associating it with a port needs
 a router with a gateway on that network and an interface on the port's subnet
 (else 404 ExternalGatewayForFloatingIPNotFound); a fixed IP takes one floating IP
-per external network (409). It is ACTIVE while associated and DOWN otherwise;
-deleting the port it points at disassociates it (and a port that vanished with
+per external network (409). Associating enqueues it in the site of the port's
+server, where that site's copy of the router does the NAT (engine/l3.py). As in
+Neutron it is DOWN until then and when not associated, and ACTIVE once the site
+applied it (the engine sets that); a port in no site (no server) leaves it DOWN.
+Deleting the port it points at disassociates it (and a port that vanished with
 its server shows the floating IP disassociated).
 
 A floating IP's spec: floating_network_id, floating_ip_address, fip_port_id (its
@@ -27,6 +30,7 @@ from isthmus.api import network_common as nc
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network_l3 import bad_fip, external_network, live_port, subnet_ids_of
 from isthmus.api.network_ports import device_of
+from isthmus.engine.queue import enqueue
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.model import ipam
 from isthmus.store import ports as store_ports
@@ -88,7 +92,7 @@ def fip_body(fip: Resource, target: Resource | None) -> dict[str, Any]:
         "port_id": spec.get("port_id") if associated else None,
         "fixed_ip_address": spec.get("fixed_ip_address") if associated else None,
         "router_id": spec.get("router_id") if associated else None,
-        "status": "ACTIVE" if associated else "DOWN",
+        "status": (fip.status or "DOWN") if associated else "DOWN",
         "port_details": details,
     }
 
@@ -259,9 +263,10 @@ def create_floating_ip(
             session, ctx, fip, data.get("port_id"), data.get("fixed_ip_address")
         )
         fip.spec = {**fip.spec, **association}
-        fip.status = "ACTIVE" if association["port_id"] else "DOWN"
         session.flush()
         target = live_port(session, association["port_id"])
+        if target is not None and target.site:
+            enqueue(session, fip.id, "floating_ip", target.site)
         return {"floatingip": fip_body(fip, target)}
 
     return nc.transact(request, work)
@@ -288,9 +293,10 @@ def update_floating_ip(
             port_id = data["port_id"] if "port_id" in data else fip.spec.get("port_id")
             association = _associate(session, ctx, fip, port_id, data.get("fixed_ip_address"))
             spec.update(association)
-            fields["status"] = "ACTIVE" if association["port_id"] else "DOWN"
-        repo.change(session, fip, spec=spec, **fields)
-        target = live_port(session, fip.spec.get("port_id"))
+            fields["status"] = "DOWN"  # ACTIVE again once its (new) site applied it
+        target = live_port(session, spec.get("port_id", fip.spec.get("port_id")))
+        sites = [target.site] if target is not None and target.site else []
+        repo.change(session, fip, spec=spec, sites=sites, **fields)
         return {"floatingip": fip_body(fip, target)}
 
     return nc.transact(request, work)

@@ -1,5 +1,7 @@
-"""Network v2.0 routers (store-only until the fabric issue: the engine does not
-realise them in sites yet, so nothing is enqueued for them).
+"""Network v2.0 routers. The engine realises a router in every site where one of
+its networks has a server (engine/l3.py): adding or removing an interface enqueues
+the router in the sites it should be in now and those it is bound in; a gateway or
+name change re-applies it where it is bound (`repo.change`).
 
 A router's interfaces are ports with device_owner `network:router_interface`
 (by subnet: a new port holding the subnet's gateway IP; by port: an existing
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 from isthmus.api import network_common as nc
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network_ports import device_of
+from isthmus.engine.l3 import router_sites
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
 from isthmus.store import ports as store_ports
 from isthmus.store import quotas, repo
@@ -88,7 +91,10 @@ def subnet_ids_of(port: Resource) -> list[str]:
 # -- routers: bodies -------------------------------------------------------------------------
 
 
-def router_body(router_row: Resource, gateway_port: Resource | None) -> dict[str, Any]:
+def router_body(
+    router_row: Resource, gateway_port: Resource | None, zones: list[str] | None = None
+) -> dict[str, Any]:
+    """The Neutron body of a router; `zones` are the sites it is realised in now."""
     spec = router_row.spec
     gateway = spec.get("gateway")
     info = None
@@ -107,13 +113,14 @@ def router_body(router_row: Resource, gateway_port: Resource | None) -> dict[str
         "external_gateway_info": info,
         "routes": [],
         "availability_zone_hints": list(spec.get("availability_zone_hints") or []),
-        "availability_zones": [],
+        "availability_zones": list(zones or []),
     }
 
 
 def _show_router(session: Session, router_row: Resource) -> dict[str, Any]:
     gateway = router_row.spec.get("gateway") or {}
-    return router_body(router_row, live_port(session, gateway.get("port_id")))
+    zones = nc.zones_of(session, [router_row.id])[router_row.id]
+    return router_body(router_row, live_port(session, gateway.get("port_id")), zones)
 
 
 # -- routers: gateway ------------------------------------------------------------------------
@@ -254,8 +261,9 @@ def list_routers(request: Request, ctx: RequestContext = Depends(get_context)) -
             ).values()
             if not p.deleting
         }
+        zones = nc.zones_of(session, [r.id for r in rows])
         bodies = [
-            router_body(r, ports.get((r.spec.get("gateway") or {}).get("port_id", "")))
+            router_body(r, ports.get((r.spec.get("gateway") or {}).get("port_id", "")), zones[r.id])
             for r in rows
         ]
     return nc.list_page(request, "routers", "router", bodies)
@@ -443,7 +451,8 @@ def add_router_interface(
                 "fixed_ips": [{"subnet_id": subnet.id, "ip_address": gateway}],
             }
             subnet_ids = [subnet.id]
-        repo.change(session, router_row)
+        session.flush()
+        repo.change(session, router_row, sites=router_sites(session, router_row.id))
         return _interface_body(router_row, port, subnet_ids)
 
     return nc.transact(request, work)
@@ -496,7 +505,8 @@ def remove_router_interface(
             repo.change(session, port, spec={"fixed_ips": remaining})
         else:
             repo.mark_deleting(session, port)
-        repo.change(session, router_row)
+        session.flush()
+        repo.change(session, router_row, sites=router_sites(session, router_row.id))
         return _interface_body(router_row, port, removed)
 
     return nc.transact(request, work)

@@ -10,7 +10,9 @@ site when it is not being deleted and something there needs it:
 - server, volume, snapshot, port: their `site` column names it;
 - network: a live port of it is placed in the site; subnet: its network is there;
 - security group: a live port in the site uses it; image: a live server there boots
-  from it.
+  from it;
+- router: one of its networks has a server port in the site (then all its networks
+  are needed there too); floating IP: the site of its port's server (engine/l3.py).
 Leaving a site waits for what hangs off it there (ports before networks).
 """
 
@@ -22,7 +24,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
+from isthmus.engine import l3
 from isthmus.engine.queue import enqueue, enqueue_many
+from isthmus.fabric import interconnect
 from isthmus.sites.base import (
     FixedIp,
     ImageSpec,
@@ -60,6 +64,8 @@ def _live(kind: str):  # noqa: ANN202 - a SQLAlchemy clause
 
 
 def network_needed(session: Session, network_id: str, site: str) -> bool:
+    """A live server port of the network is placed in the site, or a router that is
+    needed there has an interface on it."""
     return bool(
         session.scalar(
             select(
@@ -68,7 +74,7 @@ def network_needed(session: Session, network_id: str, site: str) -> bool:
                 )
             )
         )
-    )
+    ) or l3.network_needed_by_router(session, network_id, site)
 
 
 def _bound_ports_of_network(session: Session, network_id: str, site: str) -> list[str]:
@@ -103,6 +109,7 @@ def _plan_network(session: Session, net: Resource, site: str) -> Plan:
             name=net.name,
             mtu=int(net.spec.get("mtu", 1450)),
             segmentation_id=net.spec.get("segmentation_id"),
+            route_targets=interconnect.route_targets(net.spec.get("segmentation_id")),
         )
         return Plan(True, spec)
     waits = [(p, "port") for p in _bound_ports_of_network(session, net.id, site)]
@@ -111,6 +118,8 @@ def _plan_network(session: Session, net: Resource, site: str) -> Plan:
         for s in _subnets_of(session, net.id, live_only=False)
         if is_bound(session, s.id, site)
     ]
+    routers = l3.routers_on_network(session, net.id)
+    waits += [(r, "router") for r in l3.bound_in(session, "router", routers, site)]
     return Plan(False, waits_for=waits)
 
 
@@ -346,6 +355,21 @@ def _plan_snapshot(session: Session, snapshot: Resource, site: str) -> Plan:
     return Plan(True, spec, needs=[(snapshot.parent_id or "", "volume")])
 
 
+def _plan_router(session: Session, router: Resource, site: str) -> Plan:
+    if not l3.router_needed(session, router, site):
+        fips = l3.floating_ips_bound(session, site, router_id=router.id)
+        return Plan(False, waits_for=[(f, "floating_ip") for f in fips])
+    spec, needs = l3.router_spec(session, router)
+    return Plan(True, spec, needs=needs)
+
+
+def _plan_floating_ip(session: Session, fip: Resource, site: str) -> Plan:
+    planned = l3.floating_ip_spec(session, fip, site)
+    if planned is None:
+        return Plan(False)
+    return Plan(True, planned[0], needs=planned[1])
+
+
 PLANNERS = {
     "network": _plan_network,
     "subnet": _plan_subnet,
@@ -355,6 +379,8 @@ PLANNERS = {
     "server": _plan_server,
     "volume": _plan_volume,
     "snapshot": _plan_snapshot,
+    "router": _plan_router,
+    "floating_ip": _plan_floating_ip,
 }
 
 SITE_KINDS = frozenset(PLANNERS)
@@ -364,7 +390,7 @@ def resource_status(kind: str, observed: Observed) -> str | None:
     """The resource status a site observation implies (None: leave it alone)."""
     if kind in ("server", "volume", "snapshot"):
         return observed.status
-    if kind == "port":
+    if kind in ("port", "router", "floating_ip"):
         return "ACTIVE"
     return None
 
@@ -382,6 +408,14 @@ def after(
         for subnet in _subnets_of(session, resource_id):
             if not is_bound(session, subnet.id, site):
                 enqueue(session, subnet.id, "subnet", site)
+        for router_id in l3.routers_on_network(session, resource_id):
+            if not is_bound(session, router_id, site):
+                enqueue(session, router_id, "router", site)
+    if kind == "router":
+        _release_networks(session, site)
+    if kind == "port" and not present:
+        for fip in l3.floating_ips_bound(session, site, port_id=resource_id):
+            enqueue(session, fip, "floating_ip", site)
     if kind == "port" and resource is not None:
         _refresh_groups_naming(session, list(resource.spec.get("security_groups", [])))
     if kind == "port" and not present and resource is not None:
@@ -393,3 +427,14 @@ def after(
         image_id = resource.spec.get("image_id")
         if image_id and is_bound(session, image_id, site):
             enqueue(session, image_id, "image", site)
+
+
+def _release_networks(session: Session, site: str) -> None:
+    """A router changed in `site`: networks bound there that nothing needs any more
+    (those it alone kept there) are asked to leave."""
+    bound = session.scalars(
+        select(Binding.resource_id).where(Binding.site == site, Binding.kind == "network")
+    )
+    for network_id in list(bound):
+        if not network_needed(session, network_id, site):
+            enqueue(session, network_id, "network", site, if_absent=True)

@@ -3,7 +3,11 @@
 Each work item goes through three short steps so no database transaction is held
 across a site call:
 1. read: load the resource and plan it for the site (engine/reconcilers.py);
-2. act: `driver.ensure(spec)` or `driver.delete(kind, id)`;
+2. act: `driver.ensure(spec)` or `driver.delete(kind, id)`; a server or volume
+   the site already holds is first looked at (`observe`): if it is gone, it was
+   deleted outside Isthmus, and it is marked drifted instead of being made again
+   (engine/drift.py); work for a drifted binding that should be present does
+   nothing;
 3. write: record the binding and the observed status, purge a deleted resource
    once no site holds it, enqueue follow-ups, and complete or retry the item.
 A crash between 2 and 3 leaves the item leased; the lease runs out and the next
@@ -19,11 +23,15 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from isthmus.engine import progress as copy_progress
 from isthmus.engine import queue
-from isthmus.engine.reconcilers import TRANSIENT, Plan, after, is_bound, plan, resource_status
+from isthmus.engine.drift import DRIFT_KINDS, mark_drifted, show_observed
+from isthmus.engine.reconcilers import TRANSIENT, Plan, after, is_bound, plan
 from isthmus.engine.retry import RetryPolicy
 from isthmus.errors import PermanentError, SiteError, SiteUnavailable, TemporaryError
+from isthmus.fabric import interconnect
 from isthmus.sites.base import Observed
 from isthmus.sites.registry import SiteRegistry
 from isthmus.store import repo
@@ -40,7 +48,18 @@ MAX_INLINE_DEPTH = 3
 KIND_ORDER = {
     kind: rank
     for rank, kind in enumerate(
-        ("network", "subnet", "security_group", "image", "port", "server", "volume", "snapshot")
+        (
+            "network",
+            "subnet",
+            "security_group",
+            "image",
+            "port",
+            "router",
+            "floating_ip",
+            "server",
+            "volume",
+            "snapshot",
+        )
     )
 }
 
@@ -54,6 +73,8 @@ class _Snapshot:
     missing: list[tuple[str, str]]
     leaving: list[tuple[str, str]]
     up_to_date: bool
+    drifted: bool  # the site lost the object outside Isthmus: never make it again
+    applied: bool  # the site holds it (a server or volume): check it still does
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,19 @@ class EngineOptions:
     batch: int = 16
     idle_poll_seconds: float = 0.5
     retry: RetryPolicy = RetryPolicy()
+
+
+def _record_interconnect(
+    session: Session, network: Resource, site: str, observed: Observed
+) -> None:
+    """Keep how `site` joins the network's segment (fabric/interconnect.py): what the
+    driver reported, else what the site's data plane implies."""
+    reported = interconnect.valid(observed.details.get(interconnect.OBSERVED_KEY))
+    if reported is None:
+        row = session.get(Site, site)
+        driver, data_plane = (row.driver, row.data_plane) if row is not None else ("", None)
+        reported = interconnect.report_for_site(site, driver, data_plane)
+    network.observed = interconnect.record(network.observed, site, reported)
 
 
 class Engine:
@@ -177,7 +211,16 @@ class Engine:
                 and binding.observed_status not in TRANSIENT
                 and not binding.last_error
             )
-        return _Snapshot(the_plan, generation, missing, list(the_plan.waits_for), up_to_date)
+            drifted = binding is not None and binding.drifted_at is not None
+            applied = (
+                binding is not None
+                and not drifted
+                and binding.applied_generation > 0
+                and item.kind in DRIFT_KINDS
+            )
+        return _Snapshot(
+            the_plan, generation, missing, list(the_plan.waits_for), up_to_date, drifted, applied
+        )
 
     def _bring_along(self, site: str, needs: list[tuple[str, str]], depth: int) -> bool:
         """Process missing prerequisites here and now when no other worker holds
@@ -198,6 +241,10 @@ class Engine:
             if self._bring_along(item.site, snapshot.missing, depth):
                 snapshot = self._read(item)
         the_plan, generation = snapshot.plan, snapshot.generation
+        if snapshot.drifted and the_plan.present:
+            with self.db.session() as session:
+                queue.complete(session, item)  # recreate only when an operator asks
+            return
         missing, leaving, up_to_date = snapshot.missing, snapshot.leaving, snapshot.up_to_date
         if missing or leaving:
             self._wait_for(item, missing + leaving, the_plan)
@@ -212,7 +259,11 @@ class Engine:
         try:
             if the_plan.present:
                 assert the_plan.spec is not None
-                observed = driver.ensure(the_plan.spec)
+                if snapshot.applied and driver.observe(item.kind, item.resource_id) is None:
+                    self._record_drift(item)
+                    return
+                with copy_progress.tracking(self.db, item):  # image copies show progress
+                    observed = driver.ensure(the_plan.spec)
             else:
                 driver.delete(item.kind, item.resource_id)
         except PermanentError as exc:
@@ -277,14 +328,14 @@ class Engine:
                 binding.updated_at = repo.utcnow()
                 transient = observed.status in TRANSIENT
                 if resource is not None and not resource.deleting:
-                    status = resource_status(item.kind, observed)
-                    if status and status != resource.status:
-                        resource.status = status
-                    if resource.observed:
-                        resource.observed = {}
+                    show_observed(resource, observed, item.site)
+                    if item.kind == "network":
+                        _record_interconnect(session, resource, item.site, observed)
             elif binding is not None:
                 session.delete(binding)
                 session.flush()
+                if resource is not None and item.kind == "network":
+                    resource.observed = interconnect.record(resource.observed, item.site, None)
             queue.wake_waiters(session, item.resource_id, item.site)
             after(session, item.kind, resource, item.resource_id, item.site, observed is not None)
             if (
@@ -299,6 +350,14 @@ class Engine:
                 queue.complete(session, item)
         self.wake()
 
+    def _record_drift(self, item: queue.WorkItem) -> None:
+        with self.db.session() as session:
+            binding = session.get(Binding, (item.resource_id, item.site), with_for_update=True)
+            if binding is not None:
+                mark_drifted(session, session.get(Resource, item.resource_id), binding)
+            queue.wake_waiters(session, item.resource_id, item.site)
+            queue.complete(session, item)
+
     def _record_failure(self, item: queue.WorkItem, message: str) -> None:
         with self.db.session() as session:
             resource = session.get(Resource, item.resource_id)
@@ -307,7 +366,8 @@ class Engine:
                 binding.last_error = message
                 binding.updated_at = repo.utcnow()
             if resource is not None and not resource.deleting:
-                resource.status = "ERROR" if item.kind in ("server", "port") else "error"
+                upper = item.kind in ("server", "port", "router", "floating_ip")
+                resource.status = "ERROR" if upper else "error"
                 resource.observed = {"fault": message, "site": item.site}
             queue.complete(session, item)
 

@@ -15,8 +15,16 @@ Contract of every driver (checked by tests/contract/ against each driver):
 - `observe(kind, isthmus_id)` returns the object's current state, or None when
   the site holds no such object. It never changes anything.
 - `inventory()` lists every object in the site that carries an Isthmus id.
+- `foreign()` lists the objects of the kinds Isthmus manages that the site holds
+  (for Isthmus' own account or project) and that carry no Isthmus id: made there
+  outside Isthmus. It never changes anything, and Isthmus never touches them.
 - `check()` reports health and capacity; it raises SiteUnavailable when the site
   cannot be reached.
+- Progress: while `ensure` copies data into the site (image data), it calls
+  `sites.progress.report(bytes_done, bytes_total)` as bytes go: once at the start,
+  then after each chunk, the last with bytes_done == bytes_total. Whoever called
+  `ensure` may have installed a reporter (`sites.progress.reporting`); without one
+  the calls do nothing, so `ensure(spec)` keeps its signature.
 - Failures are raised only as `SiteUnavailable` (retry later, site down),
   `TemporaryError(delay)` (retry after delay) or `PermanentError` (this intent
   cannot be realised: the resource goes ERROR with the message). Any other
@@ -43,6 +51,8 @@ class NetworkSpec(Spec):
     kind: ClassVar[str] = "network"
     mtu: int = 1450
     segmentation_id: int | None = None
+    # the segment's route targets (fabric/interconnect.py), for sites joined by BGP VPN
+    route_targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,56 @@ class SnapshotSpec(Spec):
 
 
 @dataclass(frozen=True)
+class RouterInterface:
+    """One address of a router on a subnet (a port may carry several)."""
+
+    port_id: str  # Isthmus id of the `network:router_interface` port
+    network_id: str  # Isthmus id (its site object must exist)
+    subnet_id: str  # Isthmus id
+    cidr: str
+    ip_address: str  # usually the subnet's gateway IP
+    mac_address: str  # the port's MAC: the same in every site the router is in
+    segmentation_id: int | None = None  # the network's VNI
+
+
+@dataclass(frozen=True)
+class RouterGateway:
+    """A router's leg on an external network (`router:external`)."""
+
+    network_id: str  # Isthmus id of the external network
+    port_id: str  # Isthmus id of the `network:router_gateway` port
+    cidr: str
+    ip_address: str
+    mac_address: str
+    gateway_ip: str | None = None  # the external subnet's gateway: the default route
+    enable_snat: bool = True
+
+
+@dataclass(frozen=True)
+class RouterSpec(Spec):
+    """A distributed router: present in every site one of its networks is in, with
+    the same interfaces (addresses and MACs) in each."""
+
+    kind: ClassVar[str] = "router"
+    interfaces: tuple[RouterInterface, ...] = ()
+    external_gateway: RouterGateway | None = None
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True)
+class FloatingIpSpec(Spec):
+    """1:1 NAT of `floating_ip_address` to `fixed_ip_address`, done by the router in
+    the site of the port's server."""
+
+    kind: ClassVar[str] = "floating_ip"
+    floating_ip_address: str = ""
+    floating_network_id: str = ""  # Isthmus id of the external network
+    router_id: str = ""  # Isthmus id; its site object must exist
+    port_id: str = ""  # Isthmus id of the server's port
+    fixed_ip_address: str = ""
+
+
+@dataclass(frozen=True)
 class Observed:
     """An object as the site reports it."""
 
@@ -144,6 +204,15 @@ class Observed:
     status: str  # driver-neutral: BUILD ACTIVE SHUTOFF ERROR available in-use ...
     fault: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ForeignObject:
+    """An object in a site that Isthmus did not make (it carries no Isthmus id)."""
+
+    kind: str  # network, server, volume, ... (the Isthmus kind it would be)
+    site_id: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +249,11 @@ class SiteDriver(Protocol):
 
     def inventory(self) -> list[Observed]:
         """Every object in the site that carries an Isthmus id."""
+        ...
+
+    def foreign(self) -> list[ForeignObject]:
+        """Every object of a kind Isthmus manages that carries no Isthmus id; no side
+        effects; raises SiteUnavailable when the site cannot be reached."""
         ...
 
     def close(self) -> None:

@@ -3,7 +3,9 @@
 `SitePlumbing` turns the local driver's objects (from its state) into calls on the
 shared `EmbeddedFabric` (fabric/dataplane.py): a network present in the site is a
 bridge + VXLAN device in the site's gateway namespace, a server is a namespace with
-one veth per port, and its ports' security groups are its nftables ruleset.
+one veth per port, and its ports' security groups are its nftables ruleset. A router
+is a namespace with a leg in each of its networks' bridges (fabric/routing.py), and
+the floating IPs of its servers in this site are NAT rules in it.
 
 It is on when the site config says `data_plane: true` (the service config
 `fabric: embedded` sets that for every embedded site) and the machine can run it
@@ -21,6 +23,7 @@ from typing import Any
 from isthmus.errors import PermanentError, TemporaryError
 from isthmus.fabric import capability
 from isthmus.fabric.dataplane import EmbeddedFabric, PortPlumbing
+from isthmus.fabric.routing import ExternalLeg, FloatingNat, RouterLeg, Routers
 from isthmus.fabric.security import render_ruleset
 from isthmus.sites.base import SecurityGroupSpec, SecurityRule
 from isthmus.sites.local.state import SiteObject, SiteState
@@ -67,6 +70,7 @@ class SitePlumbing:
         self.site = site
         self.state = state
         self.fabric = fabric
+        self.routers = Routers(fabric)
 
     def server_namespace(self, server_id: str) -> str:
         return self.fabric.server_namespace(server_id)
@@ -194,3 +198,67 @@ class SitePlumbing:
 
     def server_absent(self, server_id: str) -> None:
         self._guard(f"server {server_id}", self.fabric.remove_server, server_id)
+
+    # -- routers and floating IPs ------------------------------------------------------
+
+    def router_present(self, spec: dict[str, Any]) -> None:
+        """Shape the router's namespace here like `spec` (a RouterSpec as stored), with
+        the NAT of the floating IPs of this site that use it."""
+        router_id = spec["isthmus_id"]
+        legs: dict[str, RouterLeg] = {}
+        for interface in spec.get("interfaces", []):
+            cidr = ipaddress.ip_network(interface["cidr"], strict=False)
+            if cidr.version != 4:
+                continue  # IPv6 routing is control-plane only for now
+            vni = interface.get("segmentation_id")
+            if vni is None:
+                raise PermanentError(
+                    f"router {router_id}: network {interface['network_id']} has no"
+                    " segmentation id (VNI): the embedded data plane needs one"
+                )
+            leg = legs.get(interface["port_id"]) or RouterLeg(
+                interface["port_id"], int(vni), interface["mac_address"], ()
+            )
+            legs[leg.port_id] = RouterLeg(
+                leg.port_id,
+                leg.vni,
+                leg.mac,
+                (*leg.addresses, (interface["ip_address"], cidr.prefixlen)),
+                (*leg.cidrs, str(cidr)),
+            )
+        gateway = spec.get("external_gateway")
+        external = None
+        if gateway:
+            network = ipaddress.ip_network(gateway["cidr"], strict=False)
+            external = ExternalLeg(
+                network_id=gateway["network_id"],
+                mac=gateway["mac_address"],
+                address=gateway["ip_address"],
+                prefixlen=network.prefixlen,
+                gateway=gateway.get("gateway_ip"),
+                snat=bool(gateway.get("enable_snat", True)),
+            )
+        fips = [
+            FloatingNat(f.spec["floating_ip_address"], f.spec["fixed_ip_address"])
+            for f in self.state.list("floating_ip")
+            if f.spec.get("router_id") == router_id and external is not None
+        ]
+        self._guard(
+            f"router {router_id}",
+            self.routers.ensure_router,
+            self.site,
+            router_id,
+            list(legs.values()),
+            external,
+            fips,
+            bool(spec.get("admin_state_up", True)),
+        )
+
+    def router_absent(self, router_id: str) -> None:
+        self._guard(f"router {router_id}", self.routers.remove_router, self.site, router_id)
+
+    def floating_ips_changed(self, router_id: str) -> None:
+        """Re-apply the router whose floating IPs here changed (if it is here)."""
+        router = self.state.find("router", router_id)
+        if router is not None:
+            self.router_present(router.spec)

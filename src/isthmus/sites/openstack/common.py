@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from openstack import exceptions as sdk
 
 from isthmus.errors import TemporaryError
-from isthmus.sites.base import Observed, Spec
+from isthmus.sites.base import ForeignObject, Observed, Spec
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -173,6 +173,19 @@ class Kind:
             isthmus_id = isthmus_id_of(field(obj, "name"))
             if isthmus_id and not self.going(obj):
                 yield self.observed(obj, isthmus_id)
+
+    def foreign(self) -> Iterator[ForeignObject]:
+        """The project's live objects of this kind whose names carry no Isthmus id
+        (the project's `default` security group, which the site makes itself, aside)."""
+        with self.errors("list"):
+            objects = list(self.listing(self.conn, None))
+        for obj in objects:
+            name = str(field(obj, "name", ""))
+            if isthmus_id_of(name) or self.going(obj):
+                continue
+            if self.kind == "security_group" and name == "default":
+                continue
+            yield ForeignObject(self.kind, str(field(obj, "id")), name)
 
     def settle(self, obj: Any, fetch: Callable[[Any], Any | None], transient: set[str]) -> Any:
         """Poll `fetch(obj)` while its status is in `transient`, for at most the

@@ -17,6 +17,12 @@ Site config keys (validated by the admin API, api/admin.py):
 - `timeout` (default 30): seconds one API call may take.
 - `vcpus`, `ram_mb`, `disk_gb`: capacity to report where the site's project
   limits say unlimited (-1), or a lower cap.
+- `external_network`: the site's external network (name or id) for routers'
+  gateways and floating IPs (sites/openstack/l3.py).
+- `admin_cloud`: a clouds.yaml entry (same file) with admin rights in the site,
+  used only for what Neutron's default policy reserves to admins: the BGPVPN that
+  joins a network to the other sites (sites/openstack/interconnect.py) and a
+  floating IP at the address Isthmus chose.
 
 How objects carry their Isthmus id: sites/openstack/common.py. Errors: errors.py.
 """
@@ -34,10 +40,12 @@ from openstack.config import OpenStackConfig
 from openstack.connection import Connection
 
 from isthmus.errors import PermanentError, SiteError, SiteUnavailable
-from isthmus.sites.base import Observed, SiteReport, Spec
+from isthmus.sites.base import ForeignObject, NetworkSpec, Observed, SiteReport, Spec
 from isthmus.sites.openstack.common import Kind
 from isthmus.sites.openstack.compute import Servers
 from isthmus.sites.openstack.errors import site_errors
+from isthmus.sites.openstack.interconnect import BgpVpnInterconnect
+from isthmus.sites.openstack.l3 import FloatingIps, Routers
 from isthmus.sites.openstack.network import Networks, Ports, SecurityGroups, Subnets
 from isthmus.sites.openstack.storage import Images, Snapshots, Volumes
 
@@ -64,6 +72,8 @@ class OpenStackDriver:
         self.capacity_config = {
             key: int(config[key]) for key in ("vcpus", "ram_mb", "disk_gb") if key in config
         }
+        self.external_network: str | None = config.get("external_network") or None
+        self.interconnect = BgpVpnInterconnect(self, config)
         self._local = threading.local()
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
@@ -79,6 +89,8 @@ class OpenStackDriver:
                 Servers(self),
                 Volumes(self),
                 Snapshots(self),
+                Routers(self),
+                FloatingIps(self),
             )
         }
 
@@ -138,6 +150,9 @@ class OpenStackDriver:
     # -- contract ------------------------------------------------------------------------
 
     def check(self) -> SiteReport:
+        """Authenticate and probe each service. Compute or network failing: the site is
+        unavailable (SiteUnavailable); image or block storage failing: `degraded`, with
+        the site's words in the message. Capacity: the project's limits there."""
         conn = self.connection()
         with self.errors("authenticate"):
             conn.authorize()
@@ -168,10 +183,11 @@ class OpenStackDriver:
 
         probe("compute", compute)
         probe("network", lambda: next(iter(conn.network.networks(limit=1)), None))
+        essential = list(problems)  # no server can be made or kept without these two
         probe("image", lambda: next(iter(conn.image.images(limit=1)), None))
         probe("block-storage", volume)
-        if len(problems) == 4:
-            raise SiteUnavailable(f"site {self.name}: no service answers: {problems[0]}")
+        if essential:
+            raise SiteUnavailable(f"site {self.name}: {'; '.join(essential)}")
         return SiteReport(
             health="degraded" if problems else "up",
             message="; ".join(problems),
@@ -188,9 +204,17 @@ class OpenStackDriver:
         return min(limit, configured) if configured is not None else limit
 
     def ensure(self, spec: Spec) -> Observed:
-        return self.kind(spec.kind).ensure(spec)
+        """See sites/base.py; a network is also joined to its segment in the other
+        sites (interconnect.py), and its details say how (or why not)."""
+        observed = self.kind(spec.kind).ensure(spec)
+        if isinstance(spec, NetworkSpec):
+            return self.interconnect.join(spec, observed)
+        return observed
 
     def delete(self, kind: str, isthmus_id: str) -> None:
+        """See sites/base.py; a network's BGPVPN goes before the network."""
+        if kind == "network":
+            self.interconnect.leave(isthmus_id)
         self.kind(kind).delete(isthmus_id)
 
     def observe(self, kind: str, isthmus_id: str) -> Observed | None:
@@ -199,6 +223,9 @@ class OpenStackDriver:
     def inventory(self) -> list[Observed]:
         return [observed for kind in self.kinds.values() for observed in kind.inventory()]
 
+    def foreign(self) -> list[ForeignObject]:
+        return [obj for kind in self.kinds.values() for obj in kind.foreign()]
+
     def close(self) -> None:
         with self._lock:
             connections, self._connections = self._connections, []
@@ -206,3 +233,4 @@ class OpenStackDriver:
             with contextlib.suppress(Exception):
                 conn.close()
         self._local = threading.local()
+        self.interconnect.close()
