@@ -5,6 +5,8 @@ options. The config file looks like:
     host: 127.0.0.1
     port: 8780
     workers: 4
+    health_interval: 2     # seconds between health checks of each site
+    sweep_interval: 30     # seconds between sweeps of each site (engine/drift.py); 0: none
     max_image_size: 1099511627776   # bytes; larger image uploads get 413
     sites:
       - name: site-a
@@ -55,6 +57,9 @@ class Config:
     sites: list[SiteConfig] = field(default_factory=list)
     boot_seconds: float = 1.0
     health_interval: float = 2.0
+    # seconds between sweeps of each site (drift, observed status, foreign objects;
+    # engine/drift.py); 0 turns sweeps off
+    sweep_interval: float = 30.0
     max_image_size: int = 1024**4  # bytes an image upload may hold (Glance's image_size_cap)
     site_mode: bool = False  # serve exactly one embedded site (see the module docstring)
     site_name: str = DEFAULT_SITE_MODE_NAME
@@ -104,6 +109,7 @@ def load_config(data_dir: Path, config_file: Path | None = None, **overrides: An
         "public_url",
         "boot_seconds",
         "health_interval",
+        "sweep_interval",
         "max_image_size",
         "site_mode",
         "site_name",

@@ -48,7 +48,12 @@ class Service:
         self.db = Database(config.database_url)
         self.sites = SiteRegistry(self.db, config.data_dir)
         self.engine = Engine(self.db, self.sites, EngineOptions(workers=config.workers))
-        self.health = HealthMonitor(self.db, self.sites, interval=config.health_interval)
+        self.health = HealthMonitor(
+            self.db,
+            self.sites,
+            interval=config.health_interval,
+            sweep_interval=config.sweep_interval,
+        )
         self.run_engine = run_engine
         self.tokens: TokenSigner = TokenSigner(b"")
         self.passwords: dict[str, str] = {}

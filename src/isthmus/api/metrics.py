@@ -13,6 +13,12 @@ time, so every process sharing a database reports the same figures. Reads only.
     isthmus_work_errors{site}               of those, items whose last attempt failed
     isthmus_work_oldest_age_seconds{site}   age of the site's oldest queued item
     isthmus_resources{kind,status}          resources (intent rows) per kind and status
+    isthmus_drifted{site,kind}              resources deleted in the site outside Isthmus
+    isthmus_site_foreign_objects{site,kind} objects in the site Isthmus did not make
+                                            (from the last sweep, engine/drift.py)
+    isthmus_copy_bytes{site,kind,id}        bytes copied so far by a data copy (image)
+                                            into the site under way (engine/progress.py)
+    isthmus_copy_size_bytes{site,kind,id}   bytes that copy moves in all
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from isthmus.store.db import Database
-from isthmus.store.tables import Resource, Site, Work
+from isthmus.store.tables import Binding, Resource, Site, Work
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,18 @@ class StoreCollector(Collector):
                 _SiteRow(s.name, s.health, s.enabled, dict(s.capacity or {}), dict(s.usage or {}))
                 for s in session.scalars(select(Site).order_by(Site.name))
             ]
+            foreign_counts = {
+                name: dict((stored or {}).get("counts") or {})
+                for name, stored in session.execute(select(Site.name, Site.foreign_objects))
+            }
+            drifted_rows = list(
+                session.execute(
+                    select(Binding.site, Binding.kind, func.count())
+                    .where(Binding.drifted_at.is_not(None))
+                    .group_by(Binding.site, Binding.kind)
+                    .order_by(Binding.site, Binding.kind)
+                )
+            )
             work = {
                 site: (count, errors, oldest)
                 for site, count, errors, oldest in session.execute(
@@ -75,6 +93,19 @@ class StoreCollector(Collector):
                     ).group_by(Work.site)
                 )
             }
+            copies = list(
+                session.execute(
+                    select(
+                        Work.site,
+                        Work.kind,
+                        Work.resource_id,
+                        Work.progress_done,
+                        Work.progress_total,
+                    )
+                    .where(Work.progress_total.is_not(None))
+                    .order_by(Work.site, Work.resource_id)
+                )
+            )
             resources = list(
                 session.execute(
                     select(Resource.kind, Resource.status, func.count())
@@ -142,7 +173,49 @@ class StoreCollector(Collector):
         )
         for kind, status, count in resources:
             per_kind.add_metric([kind, status or ""], count)
-        return [by_health, site_health, enabled, capacity, usage, queued, errors, oldest, per_kind]
+        drifted = GaugeMetricFamily(
+            "isthmus_drifted",
+            "Resources deleted in the site outside Isthmus (not recreated), per kind.",
+            labels=["site", "kind"],
+        )
+        for site_name, kind, count in drifted_rows:
+            drifted.add_metric([site_name, kind], count)
+        foreign = GaugeMetricFamily(
+            "isthmus_site_foreign_objects",
+            "Objects in the site that Isthmus did not make, per kind (last sweep).",
+            labels=["site", "kind"],
+        )
+        for site_name, counts in sorted(foreign_counts.items()):
+            for kind, count in sorted(counts.items()):
+                foreign.add_metric([site_name, kind], _number(count))
+        copied = GaugeMetricFamily(
+            "isthmus_copy_bytes",
+            "Bytes copied so far by a data copy (image) into the site under way.",
+            labels=["site", "kind", "id"],
+        )
+        copy_size = GaugeMetricFamily(
+            "isthmus_copy_size_bytes",
+            "Bytes a data copy (image) into the site under way moves in all.",
+            labels=["site", "kind", "id"],
+        )
+        for site_name, kind, resource_id, done, total in copies:
+            copied.add_metric([site_name, kind, resource_id], _number(done))
+            copy_size.add_metric([site_name, kind, resource_id], _number(total))
+        return [
+            by_health,
+            site_health,
+            enabled,
+            capacity,
+            usage,
+            queued,
+            errors,
+            oldest,
+            per_kind,
+            drifted,
+            foreign,
+            copied,
+            copy_size,
+        ]
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,20 @@
 """Site health: a loop that asks every enabled site's driver `check()` and records
 up/degraded/down, the last error, last seen time, capacity and usage. A site that
-comes back gets its waiting work woken at once, so it converges by itself."""
+comes back gets its waiting work woken at once, so it converges by itself.
+
+The same loop sweeps every site that is not down each `sweep_interval` seconds
+(engine/drift.py: drift, status changes made in the site, foreign objects)."""
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 
 from sqlalchemy import select
 
+from isthmus.engine.drift import SweepResult, sweep_site
 from isthmus.engine.queue import wake_site
 from isthmus.errors import SiteError
 from isthmus.sites.registry import SiteRegistry
@@ -61,10 +67,18 @@ def check_site(db: Database, sites: SiteRegistry, name: str) -> str:
 class HealthMonitor:
     """Checks every enabled site every `interval` seconds in a thread."""
 
-    def __init__(self, db: Database, sites: SiteRegistry, interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sites: SiteRegistry,
+        interval: float = 2.0,
+        sweep_interval: float = 30.0,
+    ) -> None:
         self.db = db
         self.sites = sites
         self.interval = interval
+        self.sweep_interval = sweep_interval
+        self._last_sweep: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,6 +87,24 @@ class HealthMonitor:
             names = list(session.scalars(select(Site.name).where(Site.enabled.is_(True))))
         for name in names:
             check_site(self.db, self.sites, name)
+
+    def sweep_due(self) -> list[SweepResult]:
+        """Sweep each site that is not down and was not swept in `sweep_interval`."""
+        if self.sweep_interval <= 0:
+            return []
+        with self.db.read() as session:
+            names = list(session.scalars(select(Site.name).where(Site.health != "down")))
+        results = []
+        for name in names:
+            now = time.monotonic()
+            if now - self._last_sweep.get(name, -math.inf) < self.sweep_interval:
+                continue
+            self._last_sweep[name] = now
+            try:
+                results.append(sweep_site(self.db, self.sites, name))
+            except Exception:  # a driver bug must not stop the loop
+                log.exception("sweep of %s failed", name)
+        return results
 
     def start(self) -> None:
         self._stop.clear()
@@ -83,6 +115,7 @@ class HealthMonitor:
         while not self._stop.is_set():
             try:
                 self.check_all()
+                self.sweep_due()
             except Exception:
                 log.exception("health loop failed")
             self._stop.wait(self.interval)

@@ -4,6 +4,16 @@
 
 Usage is counted from intent (what was accepted and not yet deleted) in the
 caller's transaction, so a burst of requests cannot overshoot.
+
+A site's own quota (another cloud's, or a lower Isthmus' global quota for the
+project Isthmus uses there) is a separate, lower limit that only the site knows.
+When the site refuses a server or volume over it, the driver reports the
+refusal as permanent and the resource goes ERROR (a volume: error) with the
+site's own message as its fault. Placement does not then try another site, even
+for a request that named no zone: the site is fixed when the request is
+accepted (ports, addresses and the capacity claim go with it), and a retry
+elsewhere would make the outcome depend on timing. The tenant deletes it and
+asks again (in another zone), or the site's operator raises that quota.
 """
 
 from __future__ import annotations

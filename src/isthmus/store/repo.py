@@ -146,7 +146,8 @@ def purge(session: Session, resource: Resource) -> None:
 
 def pending_reason(session: Session, resource: Resource) -> str | None:
     """Why a resource is not (yet) what its intent says, for API views: its site
-    being down wins over the engine's last note. Derived at read time."""
+    being down wins over its image's copy into that site under way, which wins over
+    the engine's last note. Derived at read time."""
     from isthmus.store.tables import Site
 
     if resource.site and resource.status in (
@@ -160,5 +161,24 @@ def pending_reason(session: Session, resource: Resource) -> str | None:
         site = session.get(Site, resource.site)
         if site is not None and site.health == "down":
             return f"site {site.name} is down: {site.last_error or 'no answer'}"
+    copying = _image_copy_reason(session, resource)
+    if copying:
+        return copying
     reason = resource.observed.get("pending_reason")
     return str(reason) if reason else None
+
+
+def _image_copy_reason(session: Session, resource: Resource) -> str | None:
+    """'copying image NAME to SITE: 45% (...)' for a server in BUILD whose image is
+    being copied into its site (engine/progress.py)."""
+    image_id = resource.spec.get("image_id") if resource.kind == "server" else None
+    if not image_id or not resource.site or resource.status != "BUILD":
+        return None
+    from isthmus.engine.progress import image_copy
+
+    state = image_copy(session, str(image_id), resource.site)
+    if state is None:
+        return None
+    image = session.get(Resource, image_id)
+    name = (image.name if image is not None else "") or str(image_id)
+    return f"copying image {name} to {resource.site}: {state.text()}"

@@ -5,8 +5,9 @@
   `generation` bumped by every change. Kind-specific fields live in `spec`; the
   fields the API filters and pages on have their own indexed columns.
 - `bindings`: one resource in one site (site-side id, generation applied, observed
-  status, last error).
-- `work`: the queue the engine drains; one row per (resource, site) to reconcile.
+  status, last error, and `drifted_at` once the site lost it outside Isthmus).
+- `work`: the queue the engine drains; one row per (resource, site) to reconcile,
+  with the progress of the data copy an item is making (image copies).
 - `sites`, `ip_allocations`, `mac_allocations`, identity and quota tables.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -82,6 +84,9 @@ class Binding(Base):
     observed_status: Mapped[str] = mapped_column(String(64), default="")
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # set when the object vanished from the site outside Isthmus (engine/drift.py):
+    # the engine never recreates a drifted binding
+    drifted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_bindings_site_kind", "site", "kind"),)
 
@@ -108,6 +113,11 @@ class Work(Base):
     # the prerequisite this item waits for in its site; its arrival wakes the item
     waiting_on: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # how far the data copy this item is making in its site is (image data; set by
+    # engine/progress.py while the driver copies, cleared when the copy ends)
+    progress_done: Mapped[int | None] = mapped_column(BigInteger)
+    progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    progress_at: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("resource_id", "site", name="uq_work_resource_site"),
@@ -135,6 +145,10 @@ class Site(Base):
     # what placement has promised in this site (servers accepted, not yet gone)
     allocated: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # what the last sweep (engine/drift.py) found in the site that Isthmus did not
+    # make: {"counts": {kind: n}, "items": [{kind, id, name}], "error": ...}
+    foreign_objects: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    swept_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class IpAllocation(Base):

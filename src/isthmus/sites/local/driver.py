@@ -5,15 +5,21 @@ Config keys (all optional): `vcpus`, `ram_mb`, `disk_gb` (capacity),
 `boot_seconds` (time a server spends in BUILD), `directory` (where its state lives),
 `data_plane` (true: real namespaces, VXLAN + BGP EVPN and nftables where the machine
 can run them, see plumbing.py; a data-plane server's site id is its namespace name),
-`fabric_dir` (where the shared fabric state lives, default `<directory>/../_fabric`).
+`fabric_dir` (where the shared fabric state lives, default `<directory>/../_fabric`),
+`copy_rate` (bytes/s: the simulated WAN bandwidth image copies into this site get, as a
+remote site would; default 0 = unlimited; copies report progress, see images.py).
+Routers and floating IPs are objects of the site too (in the data plane, a router
+namespace with NAT for the floating IPs: fabric/routing.py).
 The site can be taken down and brought back (`set_down`), which makes every call
 raise SiteUnavailable, as a powered-off cloud would.
+
+Objects made in the site outside Isthmus (an operator working on `self.state`
+directly, the way one would use a cloud's own API) carry an empty tag: `foreign()`
+lists them, `inventory()` leaves them out, and they still take capacity.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,10 +27,13 @@ from typing import Any
 
 from isthmus.errors import PermanentError, SiteUnavailable, TemporaryError
 from isthmus.sites.base import (
+    FloatingIpSpec,
+    ForeignObject,
     ImageSpec,
     NetworkSpec,
     Observed,
     PortSpec,
+    RouterSpec,
     SecurityGroupSpec,
     ServerSpec,
     SiteReport,
@@ -33,6 +42,7 @@ from isthmus.sites.base import (
     SubnetSpec,
     VolumeSpec,
 )
+from isthmus.sites.local.images import copy_image, file_md5
 from isthmus.sites.local.plumbing import SitePlumbing, data_plane_status, fabric_directory
 from isthmus.sites.local.state import SiteObject, SiteState
 
@@ -50,6 +60,7 @@ class LocalDriver:
             key: int(config.get(key, value)) for key, value in DEFAULT_CAPACITY.items()
         }
         self.boot_seconds = float(config.get("boot_seconds", 0.0))
+        self.copy_rate = float(config.get("copy_rate", 0) or 0)
         self.state = SiteState(directory)
         self._down_flag = directory / "DOWN"
         on, self.data_plane = data_plane_status(config)
@@ -101,6 +112,8 @@ class LocalDriver:
             "server": self._ensure_server,
             "volume": self._ensure_volume,
             "snapshot": self._ensure_snapshot,
+            "router": self._ensure_router,
+            "floating_ip": self._ensure_floating_ip,
         }.get(spec.kind)
         if handler is None:
             raise PermanentError(f"embedded sites have no {spec.kind} objects")
@@ -111,6 +124,8 @@ class LocalDriver:
         for obj in self.state.find_all(kind, isthmus_id):
             if kind == "network" and self._children("port", "network_id", isthmus_id):
                 raise TemporaryError(f"network {isthmus_id} still has ports in {self.name}", 0.5)
+            if kind == "network" and self._routers_on(isthmus_id):
+                raise TemporaryError(f"network {isthmus_id} still has a router in {self.name}", 0.5)
             if kind == "volume" and obj.spec.get("attached_server_id"):
                 raise PermanentError(f"volume {isthmus_id} is attached; detach it first")
             if kind == "image":
@@ -118,6 +133,8 @@ class LocalDriver:
             if self.plumbing is not None:
                 self._unplug(obj)
             self.state.remove(obj.site_id)
+            if kind == "floating_ip" and self.plumbing is not None:
+                self.plumbing.floating_ips_changed(obj.spec.get("router_id", ""))
 
     def observe(self, kind: str, isthmus_id: str) -> Observed | None:
         self._reachable()
@@ -126,7 +143,15 @@ class LocalDriver:
 
     def inventory(self) -> list[Observed]:
         self._reachable()
-        return [self._observed(obj) for obj in self.state.list()]
+        return [self._observed(obj) for obj in self.state.list() if obj.tag]
+
+    def foreign(self) -> list[ForeignObject]:
+        self._reachable()
+        return [
+            ForeignObject(obj.kind, obj.site_id, obj.name)
+            for obj in self.state.list()
+            if not obj.tag
+        ]
 
     def close(self) -> None:
         self.state.close()
@@ -191,6 +216,8 @@ class LocalDriver:
             self.plumbing.port_absent(obj.tag)
         elif obj.kind == "network":
             self.plumbing.network_absent(obj)
+        elif obj.kind == "router":
+            self.plumbing.router_absent(obj.tag)
 
     def _ensure_network(self, spec: NetworkSpec) -> Observed:
         if self.plumbing is not None:
@@ -230,8 +257,8 @@ class LocalDriver:
         target_dir = self.directory / "images"
         target_dir.mkdir(exist_ok=True)
         target = target_dir / obj.site_id
-        shutil.copyfile(source, target)
-        digest = hashlib.md5(target.read_bytes(), usedforsecurity=False).hexdigest()
+        copy_image(source, target, self.copy_rate)
+        digest = file_md5(target)
         if spec.checksum and digest != spec.checksum:
             target.unlink(missing_ok=True)
             raise TemporaryError(f"image {spec.isthmus_id} copy failed its checksum check", 1.0)
@@ -303,3 +330,33 @@ class LocalDriver:
     def _ensure_snapshot(self, spec: SnapshotSpec) -> Observed:
         self._require("volume", spec.volume_id, f"snapshot {spec.isthmus_id}")
         return self._observed(self._upsert(spec, "available"))
+
+    def _routers_on(self, network_id: str) -> list[SiteObject]:
+        return [
+            router
+            for router in self.state.list("router")
+            if any(i.get("network_id") == network_id for i in router.spec.get("interfaces", []))
+        ]
+
+    def _ensure_router(self, spec: RouterSpec) -> Observed:
+        """Needs the site objects of its interfaces' networks; in the data plane its
+        namespace is shaped like `spec` (with the NAT of its floating IPs here)."""
+        for interface in spec.interfaces:
+            self._require("network", interface.network_id, f"router {spec.isthmus_id}")
+        obj = self._upsert(spec, "ACTIVE")
+        if self.plumbing is not None:
+            self.plumbing.router_present(obj.spec)
+        return self._observed(obj)
+
+    def _ensure_floating_ip(self, spec: FloatingIpSpec) -> Observed:
+        """Needs its router and its port here; in the data plane it is 1:1 NAT in
+        the router's namespace."""
+        self._require("router", spec.router_id, f"floating IP {spec.isthmus_id}")
+        self._require("port", spec.port_id, f"floating IP {spec.isthmus_id}")
+        previous = self.state.find("floating_ip", spec.isthmus_id)
+        obj = self._upsert(spec, "ACTIVE")
+        if self.plumbing is not None:
+            if previous is not None and previous.spec.get("router_id") != spec.router_id:
+                self.plumbing.floating_ips_changed(previous.spec.get("router_id", ""))
+            self.plumbing.floating_ips_changed(spec.router_id)
+        return self._observed(obj)
