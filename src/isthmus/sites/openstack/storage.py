@@ -14,7 +14,8 @@ polls.
 - snapshot: of the site volume, forced (a volume may be in use).
 - image: created private with property `isthmus_id`, its data uploaded from
   `spec.data_path`; the md5 the site computed must equal `spec.checksum`, else
-  the site image is deleted and the copy retried (TemporaryError).
+  the site image is deleted and the copy retried (TemporaryError). The upload
+  reports its progress (bytes sent) through sites/progress.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from openstack import exceptions as sdk
 
 from isthmus.errors import PermanentError, TemporaryError
+from isthmus.sites import progress
 from isthmus.sites.base import ImageSpec, Observed, SnapshotSpec, VolumeSpec
 from isthmus.sites.openstack.common import (
     MARKER,
@@ -48,16 +50,22 @@ DEFAULT_VOLUME_TYPE = "__DEFAULT__"
 
 
 class HashingReader:
-    """A file streamed as a request body (with its length) while its md5 is taken."""
+    """A file streamed as a request body (with its length) while its md5 is taken and
+    the bytes sent so far are reported (sites/progress.py)."""
 
     def __init__(self, file: BinaryIO, size: int) -> None:
         self.file = file
         self.size = size
+        self.sent = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
+        progress.report(0, size)
 
     def read(self, amount: int = -1) -> bytes:
         chunk = self.file.read(amount)
         self.md5.update(chunk)
+        if chunk:
+            self.sent += len(chunk)
+            progress.report(self.sent, self.size)
         return chunk
 
     def __len__(self) -> int:
