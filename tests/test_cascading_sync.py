@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openstack
 import pytest
-from openstack.config import OpenStackConfig
 from openstack.connection import Connection
 from sqlalchemy import select
 
-from isthmus.config import Config, SiteConfig
-from isthmus.service import Service
 from isthmus.sites.local.state import SiteState
 from isthmus.sites.openstack.compute import keypair_name
 from isthmus.store.tables import Resource
-from tests.fixtures.isthmus_process import Running, start_isthmus
+from tests.fixtures.cascade import below, ok, site_mode_isthmus, top_isthmus, wait_for
+from tests.fixtures.isthmus_process import Running
 from tests.support import Cloud, project_id
 
 pytestmark = [
@@ -43,61 +40,17 @@ SWEEP = 0.5
 
 @pytest.fixture(scope="module")
 def lower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    base = tmp_path_factory.mktemp("lower-sync")
-    config = base / "isthmus.yaml"
-    config.write_text(f"sweep_interval: {SWEEP}\nhealth_interval: 0.5\n")
-    running = start_isthmus(
-        base / "data", None, "--site-mode", "--site-name", "lower-az", "--config", str(config)
-    )
-    try:
+    settings = f"sweep_interval: {SWEEP}\nhealth_interval: 0.5\n"
+    with site_mode_isthmus(tmp_path_factory.mktemp("lower-sync"), config_yaml=settings) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def top(tmp_path: Path, db_url: str, lower: Running) -> Iterator[Cloud]:
-    config = Config(
-        data_dir=tmp_path / "top",
-        database=db_url,
-        workers=2,
-        health_interval=0.5,
-        sweep_interval=SWEEP,
-        sites=[
-            SiteConfig(
-                "lower",
-                "openstack",
-                {"cloud": "isthmus", "clouds_yaml": str(lower.clouds_yaml), "settle_seconds": 10},
-            ),
-        ],
-    )
-    service = Service(config, run_engine=True)
-    service.bootstrap()
-    service.start()
-    try:
-        yield Cloud(service)
-    finally:
-        service.stop()
-
-
-def below(lower: Running) -> Connection:
-    config = OpenStackConfig(config_files=[str(lower.clouds_yaml)], load_envvars=False)
-    return openstack.connection.Connection(config=config.get_one(cloud="isthmus"))
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
+    with top_isthmus(
+        tmp_path / "top", lower, with_local=False, database=db_url, sweep_interval=SWEEP
+    ) as cloud:
+        yield cloud
 
 
 def network(top: Cloud, cidr: str) -> str:

@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from isthmus.config import Config, SiteConfig
 from isthmus.fabric.capability import DATA_PLANE
-from isthmus.service import Service
 from isthmus.store.tables import Site
 from tests.api.test_compute import V, boot_ok
 from tests.api.test_network import api, make_network
-from tests.fixtures.isthmus_process import Running, start_isthmus
+from tests.fixtures.cascade import site_mode_isthmus, top_isthmus
+from tests.fixtures.isthmus_process import Running
 from tests.support import Cloud
 
 FABRIC = "/isthmus/v1/fabric"
@@ -106,37 +105,14 @@ def test_fabric_is_admin_only_and_documented(cloud: Cloud) -> None:
 
 @pytest.fixture(scope="module")
 def lower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_isthmus(
-        tmp_path_factory.mktemp("lower") / "data", None, "--site-mode", "--site-name", "lower-az"
-    )
-    try:
+    with site_mode_isthmus(tmp_path_factory.mktemp("lower")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def top(tmp_path: Path, lower: Running) -> Iterator[Cloud]:
-    config = Config(
-        data_dir=tmp_path / "top",
-        workers=2,
-        health_interval=0.5,
-        sites=[
-            SiteConfig("top-local", "local", {"boot_seconds": 0}),
-            SiteConfig(
-                "lower",
-                "openstack",
-                {"cloud": "isthmus", "clouds_yaml": str(lower.clouds_yaml), "settle_seconds": 10},
-            ),
-        ],
-    )
-    service = Service(config, run_engine=True)
-    service.bootstrap()
-    service.start()
-    try:
-        yield Cloud(service)
-    finally:
-        service.stop()
+    with top_isthmus(tmp_path / "top", lower) as cloud:
+        yield cloud
 
 
 @pytest.mark.timeout(120)
