@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +67,29 @@ class PortPlumbing:
     up: bool = True
 
 
+@dataclass
+class Teardown:
+    """What `EmbeddedFabric.teardown()` ended: FRR daemon pids, namespace names."""
+
+    daemons: list[int] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+
+
 def prefix_for(directory: Path) -> str:
     """The namespace-name prefix of the fabric kept in `directory`."""
     digest = hashlib.sha1(str(directory.resolve()).encode(), usedforsecurity=False).hexdigest()
     return f"ist{digest[:6]}"
+
+
+def _children_end_on_sigterm() -> None:
+    """pyroute2 forks short-lived children (a socket inside a namespace) and ends them
+    with SIGTERM; without this they would run the handler the parent installed
+    (`isthmus up` raises KeyboardInterrupt from it), unwind the parent's stack in
+    the child and read netlink replies meant for the parent off shared sockets."""
+    with contextlib.suppress(ImportError):
+        from pyroute2 import config
+
+        config.disable_mp_signal = True
 
 
 def _ipr(namespace: str) -> Any:
@@ -115,6 +134,7 @@ class EmbeddedFabric:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        _children_end_on_sigterm()
         self.prefix = prefix_for(directory)
         self.state_path = directory / "fabric.json"
         key = str(directory.resolve())
@@ -398,25 +418,34 @@ class EmbeddedFabric:
 
     # -- the whole fabric ---------------------------------------------------------------------
 
-    def teardown(self) -> None:
+    def teardown(self) -> Teardown:
         """Stop every FRR this fabric started and remove every namespace and run
-        directory it recorded (servers first, then gateways, then the WAN)."""
+        directory it recorded (servers first, then gateways, then the WAN). What it
+        ended and removed (nothing, when called again)."""
+        done = Teardown()
         with self.locked() as state:
             for site in list(state["vteps"]):
-                self.frr_site(site).stop()
+                done.daemons += self.frr_site(site).stop()
             for pidfile in (self.directory / "frr").glob("*/*.pid"):  # our own pidfiles
-                frr.stop_pidfile(pidfile)
+                pid = frr.stop_pidfile(pidfile)
+                if pid is not None:
+                    done.daemons.append(pid)
             names = list(state["namespaces"])
             order = sorted(
                 names,
                 key=lambda n: (n == self.wan_namespace, not n.startswith(f"{self.prefix}-vm-")),
             )
             for name in order:
+                existed = (NETNS_DIR / name).exists()
                 try:
                     self._remove_namespace(state, name)
                 except OSError as exc:
                     log.warning("could not remove namespace %s: %s", name, exc)
+                    continue
+                if existed:
+                    done.namespaces.append(name)
             for run_dir in list(state["run_dirs"]):
                 shutil.rmtree(run_dir, ignore_errors=True)
                 state["run_dirs"].remove(run_dir)
             state["vteps"] = {}
+        return done
