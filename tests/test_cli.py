@@ -8,6 +8,7 @@ import importlib.util
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,77 @@ def test_restart_keeps_data_and_passwords(tmp_path: Path) -> None:
         assert listed["site-k"]["health"] == "up"
     finally:
         assert second.stop() == 0, second.output()
+
+
+def _down(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ISTHMUS), "down", "--data-dir", str(data_dir), *extra],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_down_with_nothing_running_succeeds(tmp_path: Path) -> None:
+    missing = _down(tmp_path / "never-made")
+    assert missing.returncode == 0, missing.stderr
+    assert "Nothing to stop" in missing.stdout and "does not exist" in missing.stdout
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    empty = _down(data_dir)
+    assert empty.returncode == 0, empty.stderr
+    assert f"Isthmus is not running on {data_dir} (no isthmus.pid)" in empty.stdout
+    assert "No embedded data plane was running." in empty.stdout
+    (data_dir / "isthmus.pid").write_text("999999999\n")  # no such pid
+    stale = _down(data_dir)
+    assert stale.returncode == 0, stale.stderr
+    assert "removed the stale" in stale.stdout
+    assert not (data_dir / "isthmus.pid").exists()
+
+
+def test_down_stops_up_by_its_pidfile(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    running = start_isthmus(data_dir)
+    try:
+        stopped = _down(data_dir)
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"Stopped Isthmus (pid {running.proc.pid}, SIGTERM)." in stopped.stdout
+        assert running.proc.wait(timeout=10) == 0, running.output()
+        assert not (data_dir / "isthmus.pid").exists()
+        assert (data_dir / "isthmus.db").exists()  # the store stays
+        again = _down(data_dir)
+        assert again.returncode == 0 and "Isthmus is not running" in again.stdout
+    finally:
+        running.stop()
+
+
+def test_down_waits_then_refuses_or_forces(tmp_path: Path) -> None:
+    """A stand-in for a hung service: a real process, named like Isthmus, that
+    ignores SIGTERM (started and ended here by its own pid)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    code += " print('ready', flush=True); time.sleep(120)"
+    hung = subprocess.Popen(
+        [sys.executable, "-c", code, "isthmus-hung-stand-in"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert hung.stdout is not None and hung.stdout.readline().strip() == "ready"
+        (data_dir / "isthmus.pid").write_text(f"{hung.pid}\n")
+        refused = _down(data_dir, "--timeout", "0.5")
+        assert refused.returncode == 1
+        assert f"Isthmus (pid {hung.pid}) is still running 0.5 s after SIGTERM" in refused.stderr
+        assert "--force" in refused.stderr and "Traceback" not in refused.stderr
+        assert hung.poll() is None and (data_dir / "isthmus.pid").exists()
+        forced = _down(data_dir, "--timeout", "0.5", "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert f"Killed Isthmus (pid {hung.pid}, SIGKILL after 0.5 s)." in forced.stdout
+        assert hung.wait(timeout=10) == -signal.SIGKILL
+        assert not (data_dir / "isthmus.pid").exists()
+    finally:
+        if hung.poll() is None:
+            hung.kill()
+        hung.wait(timeout=10)

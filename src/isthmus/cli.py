@@ -1,6 +1,7 @@
 """The `isthmus` command (`main()` is the console script).
 
     isthmus up        serve the API, engine and health monitor in one process
+    isthmus down      stop that process (its pidfile) and tear its embedded data plane down
     isthmus worker    engine and health monitor only (more workers on PostgreSQL)
     isthmus migrate   bring the database schema up to date
     isthmus site ...  list/show/add/remove/down/up/enable/disable sites (admin API client)
@@ -30,6 +31,7 @@ from rich.console import Console
 
 from isthmus import __version__
 from isthmus.cli_client import ConnectOptions
+from isthmus.cli_down import PIDFILE, down, pid_alive
 from isthmus.cli_exec import server_app
 from isthmus.cli_sites import resource_app, site_app, work_command
 from isthmus.config import DEFAULT_PORT, Config, load_config
@@ -43,7 +45,6 @@ app = typer.Typer(
 )
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-PIDFILE = "isthmus.pid"
 
 
 class CommandError(IsthmusError):
@@ -119,26 +120,13 @@ def _load(
     return load_config(data_dir, config_file, **overrides)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return b"isthmus" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-
-
 def _take_pidfile(data_dir: Path) -> Path:
     """Write our pid to `<data-dir>/isthmus.pid`, refusing if a live Isthmus holds it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / PIDFILE
     with contextlib.suppress(OSError, ValueError):
         other = int(path.read_text().strip())
-        if other != os.getpid() and _pid_alive(other):
+        if other != os.getpid() and pid_alive(other):
             raise CommandError(
                 f"Isthmus already runs on {data_dir} (pid {other}, {path}); stop it first."
             )
@@ -306,7 +294,11 @@ def _print_welcome(config: Config, url: str, clouds: Path) -> None:
     out.print(f"  export OS_CLIENT_CONFIG_FILE={clouds}")
     out.print("  openstack --os-cloud isthmus server list")
     out.print("  isthmus site list")
-    out.print("Stop with Ctrl-C (or SIGTERM).", style="dim")
+    out.print(
+        f"Stop with Ctrl-C, SIGTERM or `isthmus down --data-dir {config.data_dir}`"
+        " (which also tears the embedded data plane down).",
+        style="dim",
+    )
     sys.stdout.flush()
 
 
@@ -383,6 +375,7 @@ def migrate(
     typer.echo(f"Schema of {_safe_url(config.database_url)} is up to date.")
 
 
+app.command()(down)
 app.add_typer(site_app, name="site")
 app.add_typer(resource_app, name="resource")
 app.command("work")(work_command)

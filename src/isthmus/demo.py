@@ -14,8 +14,9 @@ The service runs with `fabric: embedded`. Where the embedded data plane can run
 (root, FRR, nft, nsenter: fabric/capability.py), after booting, the servers ping
 each other and a second tenant with the same CIDR shows it cannot reach them
 (demo_fabric.py); the fabric (its FRR daemons and namespaces) is torn down after
-the service stops. Elsewhere the demo says it runs control-plane only, and why,
-and skips the pings (`isthmus site list` says so too).
+the service stops, by the function `isthmus down` uses (cli_down.py). Elsewhere
+the demo says it runs control-plane only, and why, and skips the pings
+(`isthmus site list` says so too).
 
 openstacksdk is used only to wait for states the CLI cannot wait for (a volume
 becoming available, a server being gone), polling quickly.
@@ -144,12 +145,15 @@ class Demo:
 
     def teardown_fabric(self) -> None:
         """After the service stopped: stop the FRR daemons and remove the namespaces
-        the embedded fabric recorded in this run's data dir (nothing else)."""
-        directory = self.data_dir / "sites" / "_fabric"
-        if self.data_plane_missing is None and (directory / "fabric.json").exists():
-            from isthmus.fabric.dataplane import EmbeddedFabric
+        the embedded fabrics recorded in this run's data dir (nothing else), as
+        `isthmus down` does."""
+        if self.data_plane_missing is None and self.data_dir.is_dir():
+            from isthmus.cli_down import teardown_data_planes
+            from isthmus.config import load_config
 
-            EmbeddedFabric(directory).teardown()
+            config = load_config(self.data_dir, self.workdir / "isthmus.yaml")
+            for line in teardown_data_planes(config):
+                self.console.print(f"[dim]{line}[/]", highlight=False)
 
     def stop_service(self) -> int | None:
         """SIGTERM to exactly the pid we started, then wait; its exit status."""

@@ -366,7 +366,8 @@ def remove_site(
 ) -> Response:
     """Forget a site. 409 while any resource is bound or placed there or work is
     queued for it. The site itself is left as it is (an embedded site keeps its
-    directory)."""
+    directory); what Isthmus ran for it stops (an embedded site's data plane: its
+    gateway's FRR and namespace), in the request path, on purpose (SiteDriver.retire)."""
     service = _service(request)
     with service.db.session() as session:
         site = session.get(Site, name, with_for_update=True)
@@ -380,8 +381,9 @@ def remove_site(
                 f"Site {name} is in use: {bound} resource(s) bound there, {placed} placed"
                 f" there, {queued} work item(s) queued. Delete or move them first."
             )
+        driver, config = site.driver, dict(site.config)
         session.delete(site)
-    service.sites.forget(name)
+    service.sites.retire(name, driver, config)
     return Response(status_code=204)
 
 

@@ -94,17 +94,18 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop_pidfile(pidfile: Path, timeout: float = 5.0) -> None:
+def stop_pidfile(pidfile: Path, timeout: float = 5.0) -> int | None:
     """End the daemon named by `pidfile` (`<namespace>` in its first line after the
-    pid), if it still is that daemon; remove the pidfile."""
+    pid), if it still is that daemon; remove the pidfile. The pid it ended, if any."""
     try:
         pid_text, namespace = pidfile.read_text().split()[:2]
         pid = int(pid_text)
     except (OSError, ValueError):
         pidfile.unlink(missing_ok=True)
-        return
+        return None
     daemon = pidfile.stem
-    if _alive(pid, namespace, daemon):
+    ended = _alive(pid, namespace, daemon)
+    if ended:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -119,6 +120,7 @@ def stop_pidfile(pidfile: Path, timeout: float = 5.0) -> None:
             time.sleep(0.05)
     _reap(pid)
     pidfile.unlink(missing_ok=True)
+    return pid if ended else None
 
 
 class FrrSite:
@@ -197,9 +199,10 @@ class FrrSite:
             time.sleep(0.02)
         raise RuntimeError(f"{daemon} for {self.namespace} did not open {socket}")
 
-    def stop(self) -> None:
-        for daemon in reversed(DAEMONS):
-            stop_pidfile(self.pidfile(daemon))
+    def stop(self) -> list[int]:
+        """End this gateway's daemons by their pidfiles; the pids that were running."""
+        ended = [stop_pidfile(self.pidfile(daemon)) for daemon in reversed(DAEMONS)]
+        return [pid for pid in ended if pid is not None]
 
     def vtysh(self, *commands: str) -> str:
         argv = ["vtysh", "-N", self.namespace]

@@ -20,6 +20,10 @@ Contract of every driver (checked by tests/contract/ against each driver):
   outside Isthmus. It never changes anything, and Isthmus never touches them.
 - `check()` reports health and capacity; it raises SiteUnavailable when the site
   cannot be reached.
+- `retire()` is called once when the site is removed from Isthmus (not on an
+  ordinary close or shutdown): it releases what Isthmus itself runs for the site
+  (the embedded data plane's FRR and namespaces); nothing in the site's cloud is
+  deleted. Calling it again succeeds.
 - Progress: while `ensure` copies data into the site (image data), it calls
   `sites.progress.report(bytes_done, bytes_total)` as bytes go: once at the start,
   then after each chunk, the last with bytes_done == bytes_total. Whoever called
@@ -254,6 +258,11 @@ class SiteDriver(Protocol):
     def foreign(self) -> list[ForeignObject]:
         """Every object of a kind Isthmus manages that carries no Isthmus id; no side
         effects; raises SiteUnavailable when the site cannot be reached."""
+        ...
+
+    def retire(self) -> None:
+        """The site is being removed from Isthmus: release what Isthmus runs for it;
+        nothing in the site's cloud is deleted. Idempotent."""
         ...
 
     def close(self) -> None:

@@ -2,11 +2,14 @@
 
 Embedded (`local`) sites keep their state under `<data_dir>/sites/<name>/`
 unless their config names a `directory`. `openstack` sites reach a cloud through
-the clouds.yaml entry their config names (see sites/openstack/driver.py).
+the clouds.yaml entry their config names (see sites/openstack/driver.py). A site
+removed from Isthmus is retired (`SiteRegistry.retire`: its driver releases what
+Isthmus ran for it).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,14 @@ from isthmus.sites.base import SiteDriver
 from isthmus.store.db import Database
 from isthmus.store.tables import Site
 
+log = logging.getLogger(__name__)
+
 DRIVERS = ("local", "openstack")
+
+
+def local_directory(name: str, config: dict[str, Any], data_dir: Path) -> Path:
+    """Where an embedded site's state lives."""
+    return Path(config.get("directory") or data_dir / "sites" / name)
 
 
 def build_driver(name: str, driver: str, config: dict[str, Any], data_dir: Path) -> SiteDriver:
@@ -24,8 +34,7 @@ def build_driver(name: str, driver: str, config: dict[str, Any], data_dir: Path)
     if driver == "local":
         from isthmus.sites.local import LocalDriver
 
-        directory = Path(config.get("directory") or data_dir / "sites" / name)
-        return LocalDriver(name, directory, config)
+        return LocalDriver(name, local_directory(name, config, data_dir), config)
     if driver == "openstack":
         from isthmus.sites.openstack import OpenStackDriver
 
@@ -56,10 +65,33 @@ class SiteRegistry:
             return driver
 
     def forget(self, name: str) -> None:
+        """Drop the cached driver of a site (closed); the site is left as it is."""
         with self._lock:
             driver = self._drivers.pop(name, None)
         if driver is not None:
             driver.close()
+
+    def retire(self, name: str, driver: str, config: dict[str, Any]) -> str | None:
+        """The site `name` (its `driver` and `config` as they were registered) was
+        removed: its driver's `retire()` releases what Isthmus ran for it, then the
+        driver is closed and forgotten. A driver not cached is built for the call.
+        None when that worked, else why not (logged; the removal stands)."""
+        with self._lock:
+            cached = self._drivers.pop(name, None)
+        problem = None
+        try:
+            site = cached or build_driver(name, driver, config, self.data_dir)
+        except Exception as exc:
+            log.warning("cannot retire site %s: %s", name, exc)
+            return str(exc)
+        try:
+            site.retire()
+        except Exception as exc:  # the site is gone from the store either way
+            log.warning("retiring site %s failed: %s", name, exc)
+            problem = str(exc)
+        finally:
+            site.close()
+        return problem
 
     def close(self) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ lists them, `inventory()` leaves them out, and they still take capacity.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -65,6 +66,7 @@ class LocalDriver:
         self._down_flag = directory / "DOWN"
         on, self.data_plane = data_plane_status(config)
         self.plumbing: SitePlumbing | None = None
+        self._plumbing_lock = threading.Lock()  # delete/retire vs. a rebuild in check()
         if on:
             from isthmus.fabric.dataplane import EmbeddedFabric
 
@@ -91,8 +93,20 @@ class LocalDriver:
     # -- contract ----------------------------------------------------------------
 
     def check(self) -> SiteReport:
+        """Health and capacity. With the data plane, this also repairs it: when the
+        site holds objects whose kernel side is not there (after `isthmus down` tore
+        the fabric down, a reboot, or a namespace removed by hand: `healthy()`), it
+        plumbs them again from the site's own state (`SitePlumbing.rebuild`) before
+        reporting: `up` once that worked, else `degraded` with what is still wrong.
+        The health loop calls it every few seconds; on a healthy site it only looks."""
         self._reachable()
         trouble = self.plumbing.healthy() if self.plumbing else ""
+        if trouble and self.plumbing is not None:
+            with self._plumbing_lock:
+                failed = self.plumbing.rebuild()
+                trouble = self.plumbing.healthy()
+            if failed:
+                trouble = f"data plane rebuild: {failed[0]}"[:255]
         return SiteReport(
             health="degraded" if trouble else "up",
             message=trouble,
@@ -131,8 +145,11 @@ class LocalDriver:
             if kind == "image":
                 (self.directory / "images" / obj.site_id).unlink(missing_ok=True)
             if self.plumbing is not None:
-                self._unplug(obj)
-            self.state.remove(obj.site_id)
+                with self._plumbing_lock:  # a rebuild in check() must not re-plumb it
+                    self._unplug(obj)
+                    self.state.remove(obj.site_id)
+            else:
+                self.state.remove(obj.site_id)
             if kind == "floating_ip" and self.plumbing is not None:
                 self.plumbing.floating_ips_changed(obj.spec.get("router_id", ""))
 
@@ -152,6 +169,15 @@ class LocalDriver:
             for obj in self.state.list()
             if not obj.tag
         ]
+
+    def retire(self) -> None:
+        """The site is being removed from Isthmus: with the data plane, the FRR and
+        namespaces Isthmus runs for it go (its servers', routers' and gateway's,
+        `SitePlumbing.retire`). The site's own state (its directory) stays; without
+        the data plane there is nothing to release. Works while the site is down."""
+        if self.plumbing is not None:
+            with self._plumbing_lock:
+                self.plumbing.retire()
 
     def close(self) -> None:
         self.state.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 from isthmus.errors import PermanentError, TemporaryError
 from isthmus.fabric import capability
-from isthmus.fabric.dataplane import EmbeddedFabric, PortPlumbing
+from isthmus.fabric.dataplane import NETNS_DIR, EmbeddedFabric, PortPlumbing
 from isthmus.fabric.routing import ExternalLeg, FloatingNat, RouterLeg, Routers
 from isthmus.fabric.security import render_ruleset
 from isthmus.sites.base import SecurityGroupSpec, SecurityRule
@@ -76,10 +76,62 @@ class SitePlumbing:
         return self.fabric.server_namespace(server_id)
 
     def healthy(self) -> str:
-        """'' when fine, else what is wrong (the gateway's FRR is not running)."""
+        """'' when the kernel holds what the site's objects need, else what is
+        missing: the gateway (its namespace and FRR) while the site holds networks,
+        or the namespace of a server or router the site holds."""
         if self.state.list("network") and not self.fabric.site_running(self.site):
             return f"the FRR gateway of site {self.site} is not running"
+        gone = [
+            obj.tag
+            for obj in self.state.list()
+            if obj.tag
+            and obj.kind in ("server", "router")
+            and not (NETNS_DIR / self._namespace_of(obj)).exists()
+        ]
+        if gone:
+            return f"{len(gone)} server/router namespace(s) of site {self.site} are gone"
         return ""
+
+    def _namespace_of(self, obj: SiteObject) -> str:
+        if obj.kind == "router":
+            return self.routers.namespace(self.site, obj.tag)
+        return self.server_namespace(obj.tag)
+
+    def rebuild(self) -> list[str]:
+        """Plumb again, from the site's own state, everything its objects need in the
+        kernel (after a teardown, a reboot or a namespace removed by hand): networks
+        (gateway + FRR + segments), then servers (their ports, with their security
+        groups' rules), then routers (with the NAT of their floating IPs). Every step
+        looks before it creates, so calling it on a running data plane changes
+        nothing. Objects made outside Isthmus (no tag) are left alone. The objects
+        that could not be plumbed, each with the reason ([] when all were)."""
+        failed: list[str] = []
+        for kind, plumb in (
+            ("network", self.network_present),
+            ("server", self.server_present),
+            ("router", self.router_present),
+        ):
+            for obj in self.state.list(kind):
+                current = self.state.find(kind, obj.tag) if obj.tag else None
+                if current is None:  # foreign, or removed meanwhile
+                    continue
+                try:
+                    plumb(current.spec)
+                except (TemporaryError, PermanentError) as exc:
+                    failed.append(f"{kind} {obj.tag}: {exc}")
+        return failed
+
+    def retire(self) -> None:
+        """The site leaves Isthmus: the namespaces of its servers and routers, its
+        gateway's FRR and namespace go (EmbeddedFabric.remove_site), and the other
+        gateways stop peering with it. The site's own state is left as it is."""
+        for server in self.state.list("server"):
+            if server.tag:
+                self.server_absent(server.tag)
+        for router in self.state.list("router"):
+            if router.tag:
+                self.router_absent(router.tag)
+        self._guard(f"site {self.site}", self.fabric.remove_site, self.site)
 
     def _guard(self, what: str, call: Any, *args: Any) -> Any:
         try:

@@ -226,6 +226,11 @@ class OpenStackDriver:
     def foreign(self) -> list[ForeignObject]:
         return [obj for kind in self.kinds.values() for obj in kind.foreign()]
 
+    def retire(self) -> None:
+        """Nothing to release: Isthmus runs no process or kernel object for an
+        OpenStack site, and what it made in the cloud (including BGPVPNs) stays
+        there, as the contract requires. The connections go with `close()`."""
+
     def close(self) -> None:
         with self._lock:
             connections, self._connections = self._connections, []
