@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from isthmus.api import volume_extras, volume_snapshots
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
-from isthmus.api.listing import by_body, page_of, pair_id
+from isthmus.api.listing import page_of
 from isthmus.api.volume_common import (
     MAX_MICROVERSION,
     MIN_MICROVERSION,
@@ -39,10 +39,10 @@ from isthmus.api.volume_common import (
     entity,
     find_type,
     flag,
+    list_answer,
+    list_query,
     metadata,
     metadata_filter,
-    next_links,
-    paginate,
     positive_int,
     self_links,
     service_of,
@@ -277,36 +277,20 @@ def create_volume(
     return {"volume": answer}
 
 
+def _summary(body: dict[str, Any]) -> dict[str, Any]:
+    return {"id": body["id"], "name": body["name"], "links": body["links"]}
+
+
 def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
-    params = request.query_params
     page = page_of(request, SORT_KEYS)
-    all_projects = flag(params.get("all_tenants", "false"), "all_tenants")
-    scope = ctx.scope(all_projects)
-    wanted_meta = metadata_filter(params.get("metadata"))
+    wanted_meta = metadata_filter(request.query_params.get("metadata"))
     with service_of(request).db.read() as session:
-        query = select(Resource).where(Resource.kind == "volume")
-        if scope is not None:
-            query = query.where(Resource.project_id == scope)
-        elif params.get("project_id"):
-            query = query.where(Resource.project_id == params["project_id"])
-        if params.get("name"):
-            query = query.where(Resource.name == params["name"])
         types = type_names(session)
-        pairs = [
-            (row, volume_body(request, row, ctx.is_admin, types)) for row in session.scalars(query)
-        ]
-        if params.get("status"):
-            pairs = [p for p in pairs if p[1]["status"] == params["status"]]
+        rows = session.scalars(list_query(request, ctx, "volume"))
+        pairs = [(row, volume_body(request, row, ctx.is_admin, types)) for row in rows]
         if wanted_meta:
             pairs = [p for p in pairs if wanted_meta.items() <= p[1]["metadata"].items()]
-        page_pairs, more = paginate(pairs, page, by_body, pair_id)
-    shown = [body for _, body in page_pairs]
-    if not detail:
-        shown = [{"id": b["id"], "name": b["name"], "links": b["links"]} for b in shown]
-    answer: dict[str, Any] = {"volumes": shown}
-    if shown:
-        answer.update(next_links(request, "volumes", shown[-1]["id"], more))
-    return answer
+        return list_answer(request, "volumes", pairs, page, None if detail else _summary)
 
 
 @v3.get("/volumes")

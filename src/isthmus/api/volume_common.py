@@ -18,11 +18,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from isthmus.api import listing
 from isthmus.api.catalog import base_url_of
+from isthmus.api.context import RequestContext
 from isthmus.api.listing import Page
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.service import DEFAULT_VOLUME_TYPE
@@ -128,6 +129,43 @@ def paginate(
     return listing.paginate(
         items, page, value, ident, lambda marker: NotFound(f"Marker {marker} could not be found.")
     )
+
+
+def list_query(request: Request, ctx: RequestContext, kind: str) -> Select[tuple[Resource]]:
+    """The rows of `kind` a list request may see: the caller's project, or with
+    `all_tenants` (admins) every project or the one `project_id` names; `name=`
+    filters exactly."""
+    params = request.query_params
+    scope = ctx.scope(flag(params.get("all_tenants", "false"), "all_tenants"))
+    query = select(Resource).where(Resource.kind == kind)
+    if scope is not None:
+        query = query.where(Resource.project_id == scope)
+    elif params.get("project_id"):
+        query = query.where(Resource.project_id == params["project_id"])
+    if params.get("name"):
+        query = query.where(Resource.name == params["name"])
+    return query
+
+
+def list_answer(
+    request: Request,
+    collection: str,
+    pairs: list[tuple[Resource, dict[str, Any]]],
+    page: Page,
+    summary: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """One page of (row, body) pairs after the `status=` filter, as Cinder answers a
+    list: bodies (or their `summary` for the non-detail list) plus next links. Call
+    it inside the session the rows came from (paging reads them)."""
+    status = request.query_params.get("status")
+    if status:
+        pairs = [p for p in pairs if p[1]["status"] == status]
+    page_pairs, more = paginate(pairs, page, listing.by_body, listing.pair_id)
+    shown = [body if summary is None else summary(body) for _, body in page_pairs]
+    answer: dict[str, Any] = {collection: shown}
+    if shown:
+        answer.update(next_links(request, collection, shown[-1]["id"], more))
+    return answer
 
 
 def next_links(request: Request, collection: str, last_id: str, more: bool) -> dict[str, Any]:

@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
-from isthmus.api.listing import by_body, page_of, pair_id
+from isthmus.api.listing import page_of
 from isthmus.api.volume_common import (
     entity,
     flag,
+    list_answer,
+    list_query,
     metadata,
-    next_links,
-    paginate,
     self_links,
     service_of,
     text,
@@ -116,32 +116,21 @@ def create_snapshot(
     return {"snapshot": answer}
 
 
+SUMMARY_KEYS = ("id", "name", "status", "size", "volume_id", "created_at", "description")
+
+
+def _summary(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: body[key] for key in SUMMARY_KEYS}
+
+
 def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
-    params = request.query_params
     page = page_of(request, SORT_KEYS)
-    scope = ctx.scope(flag(params.get("all_tenants", "false"), "all_tenants"))
+    query = list_query(request, ctx, "snapshot")
+    if request.query_params.get("volume_id"):
+        query = query.where(Resource.parent_id == request.query_params["volume_id"])
     with service_of(request).db.read() as session:
-        query = select(Resource).where(Resource.kind == "snapshot")
-        if scope is not None:
-            query = query.where(Resource.project_id == scope)
-        elif params.get("project_id"):
-            query = query.where(Resource.project_id == params["project_id"])
-        if params.get("name"):
-            query = query.where(Resource.name == params["name"])
-        if params.get("volume_id"):
-            query = query.where(Resource.parent_id == params["volume_id"])
         pairs = [(row, snapshot_body(request, row)) for row in session.scalars(query)]
-        if params.get("status"):
-            pairs = [p for p in pairs if p[1]["status"] == params["status"]]
-        page_pairs, more = paginate(pairs, page, by_body, pair_id)
-    shown = [body for _, body in page_pairs]
-    if not detail:
-        keep = ("id", "name", "status", "size", "volume_id", "created_at", "description")
-        shown = [{k: b[k] for k in keep} for b in shown]
-    answer: dict[str, Any] = {"snapshots": shown}
-    if shown:
-        answer.update(next_links(request, "snapshots", shown[-1]["id"], more))
-    return answer
+        return list_answer(request, "snapshots", pairs, page, None if detail else _summary)
 
 
 @v3.get("/snapshots")
