@@ -23,16 +23,21 @@ from tests.fixtures.openstack_cli import openstack_json, run_openstack
 pytestmark = pytest.mark.cli
 
 
-def isthmus(running: Running, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`isthmus ARGS...` with a clean environment plus `env`; never raises on exit code."""
+    return subprocess.run(
         [str(ISTHMUS), *args],
-        env=clean_env(OS_CLIENT_CONFIG_FILE=str(running.clouds_yaml)),
+        env=clean_env(**env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def isthmus(running: Running, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = run_cli(*args, OS_CLIENT_CONFIG_FILE=str(running.clouds_yaml))
     if check and proc.returncode != 0:
         raise AssertionError(
             f"isthmus {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -147,28 +152,17 @@ def test_expected_errors_exit_1_without_traceback(served: Running) -> None:
     assert proc.returncode == 1 and "Policy does not allow" in proc.stderr
     proc = isthmus(served, "--os-cloud", "missing", "site", "list", check=False)
     assert proc.returncode == 1 and "No cloud 'missing'" in proc.stderr
-    second = subprocess.run(
-        [str(ISTHMUS), "up", "--port", str(free_port()), "--data-dir", str(served.data_dir)],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = run_cli("up", "--port", str(free_port()), "--data-dir", str(served.data_dir))
     assert second.returncode == 1 and "already runs" in second.stderr
 
 
 def test_url_and_env_credentials_and_work(served: Running) -> None:
     secrets = yaml.safe_load((served.data_dir / "secrets.yaml").read_text())
-    proc = subprocess.run(
-        [str(ISTHMUS), "--url", served.url, "work", "--json"],
-        env=clean_env(OS_USERNAME="admin", OS_PASSWORD=secrets["admin"], OS_PROJECT_NAME="admin"),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    proc = run_cli(
+        *("--url", served.url, "work", "--json"),
+        OS_USERNAME="admin",
+        OS_PASSWORD=secrets["admin"],
+        OS_PROJECT_NAME="admin",
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["total"] == 0
@@ -176,15 +170,7 @@ def test_url_and_env_credentials_and_work(served: Running) -> None:
 
 
 def test_worker_runs_beside_up_and_stops_on_sigterm(served: Running, tmp_path: Path) -> None:
-    empty = subprocess.run(
-        [str(ISTHMUS), "worker", "--database", f"sqlite:///{tmp_path}/empty.db"],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    empty = run_cli("worker", "--database", f"sqlite:///{tmp_path}/empty.db")
     assert empty.returncode == 1 and "no Isthmus schema" in empty.stderr
     assert "Traceback" not in empty.stderr
     log = tmp_path / "worker.log"
@@ -216,15 +202,7 @@ def test_worker_runs_beside_up_and_stops_on_sigterm(served: Running, tmp_path: P
 
 
 def test_migrate(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [str(ISTHMUS), "migrate", "--database", f"sqlite:///{tmp_path}/m.db"],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_cli("migrate", "--database", f"sqlite:///{tmp_path}/m.db")
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout
     assert (tmp_path / "m.db").exists()
@@ -255,15 +233,7 @@ def test_restart_keeps_data_and_passwords(tmp_path: Path) -> None:
 
 
 def _down(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ISTHMUS), "down", "--data-dir", str(data_dir), *extra],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli("down", "--data-dir", str(data_dir), *extra)
 
 
 def test_down_with_nothing_running_succeeds(tmp_path: Path) -> None:
