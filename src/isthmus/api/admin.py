@@ -7,8 +7,8 @@ live in api/admin_models.py.
 Everything but `/isthmus/v1/health` (and `/metrics`) needs a Keystone token with
 the admin role. Reads only read the store. The one exception to "no site call in a
 request path" are the operator actions on a site itself: adding a site checks it
-at once, and taking an embedded site down or up flips it and checks it; each says
-so in its docstring.
+at once, taking an embedded site down or up flips it and checks it, and removing
+a site retires what Isthmus runs for it; each says so in its docstring.
 """
 
 from __future__ import annotations
