@@ -56,7 +56,7 @@ def test_site_name_needs_site_mode(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a command line that cannot be used
     assert "add --site-mode" in proc.stderr
 
 

@@ -6,10 +6,13 @@
     isthmus migrate   bring the database schema up to date
     isthmus site ...  list/show/add/remove/down/up/enable/disable sites (admin API client)
     isthmus resource show ID, isthmus work   look into resources and the work queue
+    isthmus token-keys rotate|list   the token encryption keys (cli_tokens.py)
 
 The client commands find the service like the `openstack` CLI does (see
 cli_client.py); their connection options are global (`isthmus --os-cloud X site list`).
-Expected errors print a message and exit 1, without a traceback.
+Expected errors print one `Error:` line and exit 1, without a traceback; a
+configuration that cannot be used (config file, options, data dir: isthmus.config)
+exits 2, before anything starts.
 """
 
 from __future__ import annotations
@@ -28,13 +31,22 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from isthmus import __version__
 from isthmus.cli_client import ConnectOptions
 from isthmus.cli_down import PIDFILE, down, pid_alive
 from isthmus.cli_exec import server_app
 from isthmus.cli_sites import resource_app, site_app, work_command
-from isthmus.config import DEFAULT_PORT, Config, load_config
+from isthmus.cli_tokens import token_keys_app
+from isthmus.config import (
+    DEFAULT_PORT,
+    Config,
+    ConfigError,
+    load_config,
+    parse_listen,
+    prepare_data_dir,
+)
 from isthmus.errors import IsthmusError
 
 app = typer.Typer(
@@ -105,19 +117,24 @@ def version() -> None:
 def _setup_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
-        raise CommandError(f"Unknown log level {level!r}.")
+        raise ConfigError(f"Unknown log level {level!r}: debug, info, warning or error.")
     logging.basicConfig(
         level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
 
 
 def _load(
-    data_dir: Path, config_file: Path | None, **overrides: Any
-) -> Config:  # errors are BadRequest
+    data_dir: Path, config_file: Path | None, *, needs_data_dir: bool = True, **overrides: Any
+) -> Config:
+    """The checked config, and its data dir made usable (unless `needs_data_dir` is
+    False and the database is not the data dir's SQLite): ConfigError otherwise."""
     data_dir = data_dir.expanduser().resolve()
     if config_file is not None and not config_file.is_file():
-        raise CommandError(f"Config file {config_file} does not exist.")
-    return load_config(data_dir, config_file, **overrides)
+        raise ConfigError(f"Config file {config_file} does not exist.")
+    config = load_config(data_dir, config_file, **overrides)
+    if needs_data_dir or config.database is None:
+        prepare_data_dir(config.data_dir)
+    return config
 
 
 def _take_pidfile(data_dir: Path) -> Path:
@@ -215,6 +232,7 @@ def up(
     import uvicorn
 
     from isthmus.api.app import create_app
+    from isthmus.api.metrics import MetricsListener
     from isthmus.clouds import write_clouds_yaml
     from isthmus.service import Service
 
@@ -231,19 +249,26 @@ def up(
         site_name=site_name,
     )
     if site_name is not None and not config.site_mode:
-        raise CommandError("--site-name names the one site of --site-mode; add --site-mode.")
+        raise ConfigError("--site-name names the one site of --site-mode; add --site-mode.")
     pidfile = _take_pidfile(config.data_dir)
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     service: Service | None = None
     sock: socket.socket | None = None
+    metrics_sock: socket.socket | None = None
+    metrics: MetricsListener | None = None
     try:
         sock = _bind(config.host, config.port)
         config.port = sock.getsockname()[1]
+        if config.metrics_listen:
+            metrics_sock = _bind(*parse_listen("metrics_listen", config.metrics_listen))
         service = Service(config)
         service.bootstrap()
         service.start()
+        if metrics_sock is not None:
+            metrics = MetricsListener(service.db, metrics_sock)
+            metrics.start()
         url = _client_url(config, config.port)
         clouds = write_clouds_yaml(config.data_dir / "clouds.yaml", url, service.passwords)
         _print_welcome(config, url, clouds)
@@ -269,10 +294,13 @@ def up(
     finally:
         for sig in previous:
             signal.signal(sig, _ignore)
+        if metrics is not None:
+            metrics.stop()
         if service is not None:
             service.stop()
-        if sock is not None:
-            sock.close()
+        for listening in (sock, metrics_sock):
+            if listening is not None:
+                listening.close()
         _drop_pidfile(pidfile)
     err.print("Isthmus stopped.")
 
@@ -285,6 +313,10 @@ def _print_welcome(config: Config, url: str, clouds: Path) -> None:
     out.print(f"  clouds.yaml  {clouds}  (clouds: isthmus = admin, isthmus-demo = demo member)")
     out.print(f"  credentials  {config.data_dir / 'secrets.yaml'}")
     out.print(f"  admin API    {url}/isthmus/v1  (docs: {url}/isthmus/v1/docs)")
+    if config.metrics_listen:
+        out.print(f"  metrics      http://{config.metrics_listen}/metrics  (no token, loopback)")
+    else:
+        out.print(f"  metrics      {url}/metrics  (admin token: X-Auth-Token or Bearer)")
     if config.site_mode:
         out.print(
             f"  site mode    one embedded site, availability zone [bold]{config.site_name}[/];"
@@ -364,9 +396,7 @@ def migrate(
     """Bring the database schema to the newest revision (idempotent)."""
     from isthmus.store.db import Database
 
-    config = _load(data_dir, config_file, database=database)
-    if config.database is None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+    config = _load(data_dir, config_file, needs_data_dir=False, database=database)
     db = Database(config.database_url)
     try:
         db.migrate()
@@ -380,14 +410,19 @@ app.add_typer(site_app, name="site")
 app.add_typer(resource_app, name="resource")
 app.command("work")(work_command)
 app.add_typer(server_app, name="server")
+app.add_typer(token_keys_app, name="token-keys")
 
 
 def main() -> None:
-    """Console-script entry point: expected errors print a message and exit 1."""
+    """Console-script entry point: expected errors print one `Error:` line and exit 1,
+    configuration errors exit 2."""
     try:
         app()
+    except ConfigError as exc:
+        err.print(f"[red]Error:[/] {escape(_one_line(exc.message))}")
+        raise SystemExit(2) from None
     except IsthmusError as exc:
-        err.print(f"[red]Error:[/] {exc.message}")
+        err.print(f"[red]Error:[/] {escape(_one_line(exc.message))}")
         raise SystemExit(1) from None
     except Exception as exc:
         if _is_database_error(exc):  # the database cannot be reached or used
@@ -396,6 +431,10 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def _is_database_error(exc: Exception) -> bool:

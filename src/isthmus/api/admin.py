@@ -27,7 +27,6 @@ from isthmus import __version__
 from isthmus.api import admin_fabric, metrics
 from isthmus.api.admin_models import (
     ERRORS,
-    SITE_NAME_PATTERN,
     BindingView,
     CopyProgressView,
     ForeignObjects,
@@ -51,7 +50,7 @@ from isthmus.engine.drift import foreign_view, recreate
 from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.sites.local import LocalDriver
-from isthmus.sites.registry import DRIVERS
+from isthmus.sites.validation import validate_site
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource, Site, Work
 
@@ -62,35 +61,6 @@ router = APIRouter()  # what api/app.py mounts: the admin API and /metrics
 # application_credential_secret, ...), at any depth of a site's config
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
 MASK = "***"
-# what each driver's config may hold, and the type each value must have
-DRIVER_CONFIG: dict[str, dict[str, tuple[type, ...]]] = {
-    "local": {
-        "vcpus": (int,),
-        "ram_mb": (int,),
-        "disk_gb": (int,),
-        "boot_seconds": (int, float),
-        "directory": (str,),
-        "data_plane": (bool,),
-        "copy_rate": (int, float),  # bytes/s: simulated WAN bandwidth for image copies
-    },
-    # credentials are not config: they stay in the clouds.yaml file on this server
-    "openstack": {
-        "cloud": (str,),
-        "clouds_yaml": (str,),
-        "region_name": (str,),
-        "availability_zone": (str,),
-        "flavor_map": (dict,),
-        "default_image": (str,),
-        "settle_seconds": (int, float),
-        "timeout": (int, float),
-        "vcpus": (int,),
-        "ram_mb": (int,),
-        "disk_gb": (int,),
-        "external_network": (str,),
-        "admin_cloud": (str,),
-    },
-}
-REQUIRED_CONFIG = {"openstack": ("cloud",)}
 
 
 def admin_context(request: Request) -> RequestContext:
@@ -260,32 +230,6 @@ def list_sites(request: Request, ctx: RequestContext = Depends(admin_context)) -
         return SiteList(sites=_site_views(session))
 
 
-def _validate_config(driver: str, config: dict[str, Any]) -> None:
-    allowed = DRIVER_CONFIG.get(driver, {})
-    missing = [key for key in REQUIRED_CONFIG.get(driver, ()) if not config.get(key)]
-    if missing:
-        raise BadRequest(
-            f"Driver {driver!r} needs config key(s) {', '.join(missing)}"
-            " (e.g. the cloud's name in a clouds.yaml file on the Isthmus server)."
-        )
-    for key, value in config.items():
-        if key not in allowed:
-            raise BadRequest(
-                f"Unknown config key {key!r} for driver {driver!r};"
-                f" known keys: {', '.join(sorted(allowed)) or 'none'}."
-            )
-        types = allowed[key]
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise BadRequest(f"Config key {key!r} must be {names}, not {value!r}.")
-        if isinstance(value, int | float) and value < 0:
-            raise BadRequest(f"Config key {key!r} must not be negative.")
-        if isinstance(value, dict) and not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise BadRequest(f"Config key {key!r} must map names to names (strings).")
-
-
 @admin.post(
     "/sites", response_model=SiteEnvelope, status_code=201, summary="Add a site and check it"
 )
@@ -295,22 +239,13 @@ def add_site(
     """Register a site, then check it at once (a driver call in the request path, on
     purpose: it is an operator action on the site itself), so the answer shows its
     health and it can take placements right away. 409 if the name is taken."""
-    if not re.fullmatch(SITE_NAME_PATTERN, body.name):
-        raise BadRequest(
-            f"Invalid site name {body.name!r}: a site name is its availability zone and must be"
-            " 1-63 letters, digits, '-' or '_', starting with a letter or digit."
-        )
+    validate_site(body.name, body.driver, body.config)  # as the config file's sites are
     service = _service(request)
     if service.config.site_mode:
         raise Conflict(
             f"This Isthmus runs in site mode: it serves exactly one site"
             f" ({service.config.site_name}) and takes no others."
         )
-    if body.driver not in DRIVERS:
-        raise BadRequest(
-            f"Unknown site driver {body.driver!r}; known drivers: {', '.join(DRIVERS)}."
-        )
-    _validate_config(body.driver, body.config)
     config = service.site_config(SiteConfig(body.name, body.driver, dict(body.config)))
     with service.db.session() as session:
         if session.get(Site, body.name) is not None:

@@ -52,6 +52,8 @@ def check_site(db: Database, sites: SiteRegistry, name: str) -> str:
         if site is None:
             return "removed"
         came_back = site.health == "down" and health != "down"
+        if health == "down" and error != site.last_error:  # once per new reason, not per check
+            log.warning("site %s is down: %s", name, error)
         site.health = health
         site.last_error = error
         if health != "down":

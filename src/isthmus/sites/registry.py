@@ -14,14 +14,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from isthmus.errors import NotFound, SiteUnavailable
+from isthmus.errors import PermanentError, SiteUnavailable
 from isthmus.sites.base import SiteDriver
+from isthmus.sites.validation import DRIVERS
 from isthmus.store.db import Database
 from isthmus.store.tables import Site
 
 log = logging.getLogger(__name__)
 
-DRIVERS = ("local", "openstack")
 
 
 def local_directory(name: str, config: dict[str, Any], data_dir: Path) -> Path:
@@ -30,7 +30,8 @@ def local_directory(name: str, config: dict[str, Any], data_dir: Path) -> Path:
 
 
 def build_driver(name: str, driver: str, config: dict[str, Any], data_dir: Path) -> SiteDriver:
-    """A driver object for one site (does not contact the site)."""
+    """A driver object for one site (does not contact the site); PermanentError
+    for a driver this Isthmus does not have."""
     if driver == "local":
         from isthmus.sites.local import LocalDriver
 
@@ -39,7 +40,12 @@ def build_driver(name: str, driver: str, config: dict[str, Any], data_dir: Path)
         from isthmus.sites.openstack import OpenStackDriver
 
         return OpenStackDriver(name, config)
-    raise NotFound(f"Unknown site driver {driver!r}; known drivers: {', '.join(DRIVERS)}.")
+    # a site stored by an Isthmus with another driver: the health check marks it down
+    # with this message (once), and no work is sent to it
+    raise PermanentError(
+        f"Unknown site driver {driver!r}; known drivers: {', '.join(DRIVERS)}."
+        " Remove the site or run an Isthmus that has this driver."
+    )
 
 
 class SiteRegistry:
