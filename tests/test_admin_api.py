@@ -206,7 +206,7 @@ def test_resource_view_explains_stuck_work(cloud: Cloud) -> None:
     assert groups[("site-c", "server")]["site_health"] == "down"
     assert summary["oldest"] is not None
     assert sites(cloud)["site-c"]["queued_work"] >= 1
-    metrics = cloud.client.get("/metrics").text
+    metrics = cloud.client.get("/metrics", headers=cloud.admin).text
     assert 'isthmus_sites{health="down"} 1.0' in metrics
     assert 'isthmus_work_queued{site="site-c"}' in metrics
     assert 'isthmus_work_queued{site="site-c"} 0.0' not in metrics
@@ -254,7 +254,7 @@ def test_openapi_document(cloud: Cloud) -> None:
 
 
 def test_metrics_gauges(cloud: Cloud) -> None:
-    response = cloud.client.get("/metrics")
+    response = cloud.client.get("/metrics", headers=cloud.admin)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text

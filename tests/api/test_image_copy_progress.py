@@ -116,7 +116,7 @@ def _journey(cloud: Cloud) -> None:
     assert file_md5(driver.directory / "images" / copy.site_id) == image["checksum"]
     work = client.get("/isthmus/v1/work", headers=cloud.admin).json()
     assert work["copies"] == []
-    assert "isthmus_copy_bytes{" not in client.get("/metrics").text
+    assert "isthmus_copy_bytes{" not in client.get("/metrics", headers=cloud.admin).text
 
 
 def _server(cloud: Cloud, server_id: str) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def _watch_the_copy(cloud: Cloud, server_id: str, image_id: str) -> dict[str, in
             found = re.search(r"copying: (\d+)% \([\d.]+ of 40\.0 MiB\)", shown.output)
             if found and "Copies under way" in shown.output and part_way(int(found.group(1))):
                 seen["cli"] = int(found.group(1))
-        metrics = cloud.client.get("/metrics").text
+        metrics = cloud.client.get("/metrics", headers=cloud.admin).text
         done = re.search(
             rf'isthmus_copy_bytes{{id="{image_id}",kind="image",site="site-b"}} (\S+)', metrics
         )

@@ -98,7 +98,7 @@ def test_a_server_deleted_in_its_site_shows_as_drift_and_is_not_recreated(cloud:
     site = ok(cloud.client.get(f"{API}/sites/site-a", headers=cloud.admin))["site"]
     assert site["drifted"] == {"server": 1}
     assert "server 1" in render(site_detail(site))
-    metrics = cloud.client.get("/metrics").text
+    metrics = cloud.client.get("/metrics", headers=cloud.admin).text
     assert 'isthmus_drifted{kind="server",site="site-a"} 1.0' in metrics
 
     # neither a change, nor the next sweep, nor a retry brings it back
@@ -119,7 +119,7 @@ def test_a_server_deleted_in_its_site_shows_as_drift_and_is_not_recreated(cloud:
         assert session.scalar(select(Binding).where(Binding.resource_id == server_id)) is None
     for port in ports["ports"]:
         assert driver.state.find("port", port["id"]) is None
-    metrics = cloud.client.get("/metrics").text
+    metrics = cloud.client.get("/metrics", headers=cloud.admin).text
     assert 'isthmus_drifted{kind="server",site="site-a"}' not in metrics
 
 
@@ -209,7 +209,7 @@ def test_foreign_objects_are_listed_never_touched_and_shown_while_the_site_is_do
     assert {"kind": "network", "id": made.site_id, "name": "ops-net"} in foreign["items"]
     assert foreign_text(foreign).startswith("2 (network 1, server 1)")
     assert "ops-net" in render(foreign_table(foreign))
-    metrics = cloud.client.get("/metrics").text
+    metrics = cloud.client.get("/metrics", headers=cloud.admin).text
     assert 'isthmus_site_foreign_objects{kind="network",site="site-a"} 1.0' in metrics
 
     # Isthmus works in the site around them, and leaves them there

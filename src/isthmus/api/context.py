@@ -1,5 +1,9 @@
-"""Who is calling: the request context built from X-Auth-Token, and the policy
-every endpoint applies (a member sees its project; admin sees all)."""
+"""Who is calling: the request context built from the caller's token, and the
+policy every endpoint applies (a member sees its project; admin sees all).
+
+The token comes in `X-Auth-Token` (how OpenStack clients send it) or, for every
+endpoint alike, as `Authorization: Bearer <token>` (how Prometheus and other
+generic HTTP clients send one); `X-Auth-Token` wins when both are there."""
 
 from __future__ import annotations
 
@@ -44,9 +48,20 @@ class RequestContext:
             raise Forbidden(f"Policy does not allow {what} to be performed: reader role.")
 
 
+def request_token(request: Request) -> str | None:
+    """The token the request carries: `X-Auth-Token`, else a Bearer credential."""
+    token = request.headers.get("X-Auth-Token")
+    if token:
+        return token
+    scheme, _, credential = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
+    return None
+
+
 def get_context(request: Request) -> RequestContext:
     """FastAPI dependency: the caller, or 401."""
-    token = request.headers.get("X-Auth-Token")
+    token = request_token(request)
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
     service = request.app.state.service

@@ -1,4 +1,26 @@
-"""Prometheus metrics at `/metrics` (text exposition format, no authentication).
+"""Prometheus metrics at `/metrics` (text exposition format). They show site names,
+health, capacity and resource counts, so they are not public; an operator picks
+one of two ways for Prometheus to reach them:
+
+1. On the main port, with a Keystone token holding the admin role, sent as
+   `X-Auth-Token` or as `Authorization: Bearer <token>` (401 without a token,
+   403 for a token without the admin role). Prometheus sends a Bearer token with
+
+       scrape_configs:
+         - job_name: isthmus
+           metrics_path: /metrics
+           authorization: {credentials_file: /etc/prometheus/isthmus-token}
+           static_configs: [{targets: ["isthmus.example:8780"]}]
+
+   (`bearer_token_file:` in older Prometheus); the file holds a token of an
+   admin user (`openstack token issue -f value -c id`), renewed before it
+   expires, e.g. by a timer.
+2. Without a token on a separate port that only this machine reaches: service
+   config `metrics_listen: 127.0.0.1:9180` (host:port; the host must be a loopback
+   address, anything else is refused at start, since what is served there needs
+   no token). `isthmus up` then serves `/metrics` (and nothing else) there too, in
+   the same process (`MetricsListener`); the main port still asks for the token.
+   A Prometheus on the same machine scrapes `127.0.0.1:9180` with no credentials.
 
 Nothing is counted in process memory: a custom collector reads the store at scrape
 time, so every process sharing a database reports the same figures. Reads only.
@@ -24,16 +46,21 @@ time, so every process sharing a database reports the same figures. Reads only.
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.routing import Route
 
+from isthmus.api.context import RequestContext, get_context
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
 
@@ -234,9 +261,53 @@ def _number(value: object) -> float:
         return 0.0
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def prometheus_metrics(request: Request) -> Response:
-    """The gauges listed in api/metrics.py, in Prometheus text format."""
+def exposition(db: Database) -> Response:
+    """The gauges listed in the module docstring, read from the store now."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(request.app.state.service.db))
+    registry.register(StoreCollector(db))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics", summary="Prometheus metrics (admin token)", response_class=Response)
+def prometheus_metrics(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """The gauges listed in api/metrics.py, in Prometheus text format. Needs a token
+    with the admin role as `X-Auth-Token` or `Authorization: Bearer` (401 without,
+    403 without the role); `metrics_listen` serves them without one on loopback."""
+    ctx.require_admin("reading /metrics")
+    return exposition(request.app.state.service.db)
+
+
+def metrics_app(db: Database) -> Starlette:
+    """The app of the `metrics_listen` port: `/metrics` without a token, nothing else."""
+
+    def endpoint(request: Request) -> Response:  # sync: Starlette runs it in a thread
+        return exposition(db)
+
+    return Starlette(routes=[Route("/metrics", endpoint, methods=["GET"])])
+
+
+class MetricsListener:
+    """Serves `metrics_app` on an already bound (loopback) socket in a thread of this
+    process, next to the main server; `stop()` ends it."""
+
+    def __init__(self, db: Database, sock: socket.socket) -> None:
+        import uvicorn
+
+        self.sock = sock
+        self.server = uvicorn.Server(
+            uvicorn.Config(metrics_app(db), log_config=None, access_log=False, lifespan="off")
+        )
+        self._thread = threading.Thread(
+            target=self.server.run,
+            kwargs={"sockets": [sock]},
+            name="isthmus-metrics",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
