@@ -1,5 +1,6 @@
 """Builds the ASGI application: every OpenStack service under its own path
-(see api/catalog.py), the admin API under /isthmus/v1, one error handler."""
+(see api/catalog.py), the admin API under /isthmus/v1, one error handler, and the
+middlewares every request passes: request id, unexpected errors, input boundary."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from isthmus import __version__
+from isthmus.api.boundary import InputBoundaryMiddleware
 from isthmus.api.catalog import base_url_of
-from isthmus.api.errors import install_error_handlers
+from isthmus.api.errors import UnexpectedErrorMiddleware, install_error_handlers
 
 SERVICE_MODULES = (
     "identity",
@@ -47,6 +49,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = f"req-{uuid.uuid4()}".encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()  # request.state
         compute = scope.get("path", "").startswith("/compute")
 
         async def send_with_id(message: Any) -> None:
@@ -72,6 +75,9 @@ def create_app(service: Any) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
+    # outermost last: request id -> unexpected errors -> input boundary -> routes
+    app.add_middleware(InputBoundaryMiddleware)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for name in SERVICE_MODULES:

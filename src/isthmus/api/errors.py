@@ -1,10 +1,13 @@
 """The one place errors become HTTP answers, in the body shape each OpenStack
 service uses (Nova/Cinder `{"itemNotFound": {...}}`, Neutron `{"NeutronError":
 {...}}`, Keystone `{"error": {...}}`). Bad input never reaches the store: pydantic
-validation errors become 400 with the field named."""
+validation errors become 400 with the field named (text itself is checked earlier, in
+api/boundary.py). Anything unexpected becomes a 500 in UnexpectedErrorMiddleware,
+which keeps the connection open and logs one record with the request id."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -12,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from isthmus.errors import ApiError
 
@@ -73,6 +77,15 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def allowed_methods(request: Request) -> str:
+    """The `Allow` header of a 405 (RFC 9110): every method some route takes at this path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -92,13 +105,69 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
         if exc.status_code == 404:
             message = f"The resource could not be found: {request.method} {request.url.path}"
-        return error_response(request, exc.status_code, message)
+        response = error_response(request, exc.status_code, message)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route's methods
+            response.headers["Allow"] = allowed_methods(request)
+        return response
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(
-            request,
-            500,
-            "The server has either erred or is incapable of performing the requested operation.",
-        )
+
+UNEXPECTED_MESSAGE = (
+    "The server has either erred or is incapable of performing the requested operation."
+)
+
+
+class UnexpectedErrorMiddleware:
+    """Any exception a handler did not turn into an answer becomes the service's 500
+    body here, with one log record naming the request id (set by api/app.py's
+    RequestIdMiddleware in `scope["state"]["request_id"]`). Answering here, below
+    Starlette's ServerErrorMiddleware (which re-raises after answering, so uvicorn
+    would drop the connection), keeps a keep-alive connection usable. The handler's
+    transaction was already rolled back by `service.db.session()`. Only when the
+    answer had already begun is the exception re-raised (the connection must close)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            path = scope.get("path", "")
+            request_id = scope.get("state", {}).get("request_id", "req-unknown")
+            log.error(
+                "%s %s %s failed: %s: %s",
+                request_id,
+                scope.get("method", ""),
+                path,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            if started:
+                raise
+            payload = json.dumps(
+                error_body(path, 500, UNEXPECTED_MESSAGE), separators=(",", ":")
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
