@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from isthmus.api.catalog import REGION
+from isthmus.private_files import write_private
 
 
 def clouds_document(base_url: str, passwords: dict[str, str]) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def clouds_document(base_url: str, passwords: dict[str, str]) -> dict[str, Any]:
 
 
 def write_clouds_yaml(path: Path, base_url: str, passwords: dict[str, str]) -> Path:
-    path.write_text(yaml.safe_dump(clouds_document(base_url, passwords), sort_keys=False))
-    path.chmod(0o600)
-    return path
+    """Write clouds.yaml (0600: it holds the passwords) and return its path."""
+    return write_private(
+        path, yaml.safe_dump(clouds_document(base_url, passwords), sort_keys=False)
+    )

@@ -1,6 +1,11 @@
 """The running service: database, site drivers, engine and health monitor, and
 the first-start bootstrap (schema, admin and demo identities, flavors, a small
 default image, the configured sites). `isthmus up` builds one and serves its API.
+
+Files: the data dir is made 0700 and the SQLite database files 0600 when the
+service is built (fixing a data dir an older version left open); the token keys
+live in `<data-dir>/token-keys/` (api/token_keys.py), secrets.yaml is 0600.
+Tokens: `issue_token` and `verify_token` (api/tokens.py, api/token_validation.py).
 """
 
 from __future__ import annotations
@@ -9,21 +14,26 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from sqlalchemy import delete, select
 
-from isthmus.api.tokens import TokenData, TokenSigner
+from isthmus.api.token_keys import KEY_DIR_NAME, KeyRepository
+from isthmus.api.token_validation import TokenValidator
+from isthmus.api.tokens import TokenCodec, TokenData
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import HealthMonitor
 from isthmus.engine.worker import Engine, EngineOptions
-from isthmus.errors import BadRequest, NotFound, Unauthorized
+from isthmus.errors import BadRequest
+from isthmus.private_files import secure_data_dir, write_private
 from isthmus.sites.registry import SiteRegistry
 from isthmus.store import identity, repo
 from isthmus.store.db import Database
-from isthmus.store.tables import Project, Resource, RevokedToken, Setting, Site, User
+from isthmus.store.tables import Project, Resource, RevokedToken, Site, User
+from isthmus.store.token_revocation import identity_changed
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +54,7 @@ class Service:
 
     def __init__(self, config: Config, run_engine: bool = True) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(config.data_dir, config.database_url)
         self.db = Database(config.database_url)
         self.sites = SiteRegistry(self.db, config.data_dir)
         self.engine = Engine(self.db, self.sites, EngineOptions(workers=config.workers))
@@ -55,7 +65,9 @@ class Service:
             sweep_interval=config.sweep_interval,
         )
         self.run_engine = run_engine
-        self.tokens: TokenSigner = TokenSigner(b"")
+        self.token_keys = KeyRepository(config.data_dir / KEY_DIR_NAME)
+        self.tokens = TokenCodec(self.token_keys, config.token_expiration)
+        self.token_validator = TokenValidator(self.db, self.tokens)
         self.passwords: dict[str, str] = {}
 
     @property
@@ -67,14 +79,9 @@ class Service:
     # -- lifecycle -----------------------------------------------------------------------
 
     def bootstrap(self) -> None:
-        """Schema, token key, identities, flavors, default image, sites. Idempotent."""
+        """Schema, token keys, identities, flavors, default image, sites. Idempotent."""
         self.db.migrate()
-        with self.db.session() as session:
-            key = session.get(Setting, "token_key")
-            if key is None:
-                key = Setting(key="token_key", value=secrets.token_hex(32))
-                session.add(key)
-            self.tokens = TokenSigner(bytes.fromhex(key.value))
+        self.token_keys.setup()
         self.passwords = self._bootstrap_identity()
         self._bootstrap_flavors_and_image()
         self._bootstrap_sites()
@@ -91,14 +98,36 @@ class Service:
         self.sites.close()
         self.db.dispose()
 
+    def issue_token(
+        self,
+        user: User,
+        project: Project | None,
+        roles: Sequence[str],
+        methods: Sequence[str],
+        expires_at: float | None = None,
+    ) -> tuple[str, TokenData]:
+        """A new token for `user` on `project` (None: unscoped) and what it says;
+        it expires after `token_expiration`, or at `expires_at` if that is sooner."""
+        token, claims = self.tokens.issue(
+            user.id, project.id if project else "", tuple(methods), expires_at
+        )
+        data = TokenData(
+            user_id=user.id,
+            user_name=user.name,
+            project_id=claims.project_id,
+            project_name=project.name if project else "",
+            roles=tuple(roles),
+            issued_at=claims.issued_at,
+            expires_at=claims.expires_at,
+            audit_id=claims.audit_id,
+            methods=claims.methods,
+        )
+        return token, data
+
     def verify_token(self, token: str, *, subject: bool = False) -> TokenData:
-        """The token's data if it is genuine, unexpired and not revoked."""
-        data = self.tokens.verify(token, subject=subject)
-        with self.db.read() as session:
-            if session.get(RevokedToken, data.audit_id) is not None:
-                error = NotFound if subject else Unauthorized
-                raise error("The token has been revoked.")
-        return data
+        """What a valid token says (current names and roles); Unauthorized, or
+        NotFound for a subject token, if it is not (api/token_validation.py)."""
+        return self.token_validator.verify(token, subject=subject)
 
     def revoke_token(self, data: TokenData) -> None:
         """Revoke one token until it would have expired (expired entries are dropped)."""
@@ -106,6 +135,7 @@ class Service:
             session.execute(delete(RevokedToken).where(RevokedToken.expires_at < time.time()))
             if session.get(RevokedToken, data.audit_id) is None:
                 session.add(RevokedToken(audit_id=data.audit_id, expires_at=data.expires_at))
+                identity_changed(session)
 
     def wake(self) -> None:
         """Intent changed: let the engine look now."""
@@ -138,10 +168,9 @@ class Service:
                         session, user_name, passwords[user_name], default_project_id=project.id
                     )
                 elif not identity.password_matches(passwords[user_name], user.password_hash):
-                    user.password_hash = identity.hash_password(passwords[user_name])
+                    identity.set_password(session, user, passwords[user_name])
                 identity.assign_role(session, user.id, project.id, role)
-        path.write_text(yaml.safe_dump(passwords))
-        path.chmod(0o600)
+        write_private(path, yaml.safe_dump(passwords))
         return passwords
 
     def _bootstrap_flavors_and_image(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from isthmus.api.catalog import base_url_of, catalog
 from isthmus.api.context import RequestContext, get_context
@@ -63,9 +63,9 @@ def version(request: Request) -> dict[str, Any]:
     return {"version": _version(request)}
 
 
-def _token_body(request: Request, data: TokenData, methods: list[str]) -> dict[str, Any]:
+def _token_body(request: Request, data: TokenData) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "methods": methods,
+        "methods": list(data.methods),
         "user": {
             "id": data.user_id,
             "name": data.user_name,
@@ -108,25 +108,22 @@ def issue_token(request: Request, response: Response, body: dict[str, Any]) -> d
                 _domain_id(user_ref.get("domain")),
                 str(user_ref.get("password", "")),
             )
-        elif "token" in methods:
+            expires_at = None
+        elif "token" in methods:  # a new token from a valid one ends when that one ends
             old = service.verify_token(str((auth["identity"].get("token") or {}).get("id", "")))
             user = session.get(User, old.user_id)
             if user is None or not user.enabled:
                 raise Unauthorized("The request you have made requires authentication.")
+            expires_at = old.expires_at
         else:
             raise Unauthorized("Unsupported authentication method; use password or token.")
         if "domain" in scope or "system" in scope:
             raise Unauthorized("Only project-scoped tokens are supported by Isthmus.")
         project, roles = _scope_of(session, user, scope.get("project"))
-        token, data = service.tokens.issue(
-            user_id=user.id,
-            user_name=user.name,
-            project_id=project.id if project else "",
-            project_name=project.name if project else "",
-            roles=roles,
-        )
+        used = [m for m in ("password", "token") if m in methods]
+        token, data = service.issue_token(user, project, roles, used, expires_at)
     response.headers["X-Subject-Token"] = token
-    return _token_body(request, data, [m for m in methods if m in ("password", "token")])
+    return _token_body(request, data)
 
 
 def _scope_of(
@@ -165,7 +162,7 @@ def validate_token(
     if data.user_id != ctx.user_id:
         ctx.require_admin("identity:validate_token")
     response.headers["X-Subject-Token"] = subject
-    return _token_body(request, data, ["password"])
+    return _token_body(request, data)
 
 
 @router.head("/v3/auth/tokens", status_code=200)
@@ -316,9 +313,7 @@ def update_project(
     ref = body.get("project") or {}
     with request.app.state.service.db.session() as session:
         project = _get_project(session, project_id)
-        for key in ("name", "description", "enabled"):
-            if key in ref:
-                setattr(project, key, ref[key])
+        ids.update_project(session, project, ref)
         return {"project": _project(request, project)}
 
 
@@ -328,9 +323,7 @@ def delete_project(
 ) -> Response:
     ctx.require_admin("identity:delete_project")
     with request.app.state.service.db.session() as session:
-        project = _get_project(session, project_id)
-        session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project_id))
-        session.delete(project)
+        ids.delete_project(session, _get_project(session, project_id))
     return Response(status_code=204)
 
 
@@ -415,11 +408,7 @@ def update_user(
     ref = body.get("user") or {}
     with request.app.state.service.db.session() as session:
         user = _get_user(session, user_id)
-        for key in ("name", "email", "enabled", "default_project_id"):
-            if key in ref:
-                setattr(user, key, ref[key])
-        if ref.get("password"):
-            user.password_hash = ids.hash_password(str(ref["password"]))
+        ids.update_user(session, user, ref)
         return {"user": _user(request, user)}
 
 
@@ -429,9 +418,7 @@ def delete_user(
 ) -> Response:
     ctx.require_admin("identity:delete_user")
     with request.app.state.service.db.session() as session:
-        user = _get_user(session, user_id)
-        session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user_id))
-        session.delete(user)
+        ids.delete_user(session, _get_user(session, user_id))
     return Response(status_code=204)
 
 
@@ -519,7 +506,7 @@ def revoke_role(
         assignment = session.get(RoleAssignment, (user_id, project_id, _role_name(role_id)))
         if assignment is None:
             raise NotFound(f"User {user_id} has no role {role_id} on project {project_id}.")
-        session.delete(assignment)
+        ids.revoke_role(session, assignment)
     return Response(status_code=204)
 
 

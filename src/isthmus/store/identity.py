@@ -1,5 +1,12 @@
 """Identity in the store: projects, users, role assignments, password checks,
-and what a new project starts with (its `default` security group)."""
+and what a new project starts with (its `default` security group).
+
+Every change to an existing user, project or role assignment goes through a
+function here, which also tells the token validation (store/token_revocation.py):
+disabling, deleting or a new password kills the user's tokens issued until then,
+revoking a role kills the user's tokens on that project, disabling or deleting a
+project kills its tokens; any other change (a name, a new role) makes every
+process read the identity again before it trusts a token."""
 
 from __future__ import annotations
 
@@ -7,13 +14,15 @@ import hashlib
 import hmac
 import os
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import Conflict, NotFound, Unauthorized
 from isthmus.store import repo
 from isthmus.store.tables import Project, RoleAssignment, User
+from isthmus.store.token_revocation import identity_changed, revoke_tokens
 
 ROLES = ("admin", "member", "reader")
 # stable ids, so a role is the same object in every token and listing
@@ -120,6 +129,62 @@ def assign_role(session: Session, user_id: str, project_id: str, role: str) -> N
         raise NotFound(f"Could not find role: {role}.")
     if session.get(RoleAssignment, (user_id, project_id, role)) is None:
         session.add(RoleAssignment(user_id=user_id, project_id=project_id, role=role))
+        identity_changed(session)
+
+
+def revoke_role(session: Session, assignment: RoleAssignment) -> None:
+    """Remove a role assignment; the user's tokens on that project die."""
+    session.delete(assignment)
+    revoke_tokens(session, user_id=assignment.user_id, project_id=assignment.project_id)
+
+
+USER_FIELDS = ("name", "email", "enabled", "default_project_id")
+PROJECT_FIELDS = ("name", "description", "enabled")
+
+
+def update_user(session: Session, user: User, changes: dict[str, Any]) -> None:
+    """Apply USER_FIELDS and `password` from `changes`."""
+    was_enabled = user.enabled
+    for key in USER_FIELDS:
+        if key in changes:
+            setattr(user, key, changes[key])
+    if changes.get("password"):
+        set_password(session, user, str(changes["password"]))
+    elif was_enabled and not user.enabled:
+        revoke_tokens(session, user_id=user.id)
+    else:
+        identity_changed(session)
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """A new password: every token the user got until now dies (tokens issued
+    after this change live)."""
+    user.password_hash = hash_password(password)
+    revoke_tokens(session, user_id=user.id)
+
+
+def delete_user(session: Session, user: User) -> None:
+    session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user.id))
+    session.delete(user)
+    revoke_tokens(session, user_id=user.id)
+
+
+def update_project(session: Session, project: Project, changes: dict[str, Any]) -> None:
+    """Apply PROJECT_FIELDS from `changes`; disabling kills the project's tokens."""
+    was_enabled = project.enabled
+    for key in PROJECT_FIELDS:
+        if key in changes:
+            setattr(project, key, changes[key])
+    if was_enabled and not project.enabled:
+        revoke_tokens(session, project_id=project.id)
+    else:
+        identity_changed(session)
+
+
+def delete_project(session: Session, project: Project) -> None:
+    session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project.id))
+    session.delete(project)
+    revoke_tokens(session, project_id=project.id)
 
 
 def roles_of(session: Session, user_id: str, project_id: str) -> list[str]:

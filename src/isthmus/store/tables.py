@@ -219,7 +219,7 @@ class Quota(Base):
 
 
 class Setting(Base):
-    """Service-wide key/value settings (token signing key, ...)."""
+    """Service-wide key/value settings (token keys live in `<data-dir>/token-keys/`)."""
 
     __tablename__ = "settings"
 
@@ -234,3 +234,27 @@ class RevokedToken(Base):
 
     audit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class RevocationEvent(Base):
+    """Keystone's revocation event: every token of `user_id` (on `project_id` only,
+    if both are set), or of `project_id`, issued at or before `issued_before` is
+    dead. Recorded when a user is disabled, deleted or changes password, a role
+    is revoked, a project is disabled or deleted (store/token_revocation.py)."""
+
+    __tablename__ = "revocation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    issued_before: Mapped[float] = mapped_column(Float)
+
+
+class IdentityRevision(Base):
+    """One row (id 1) whose counter every identity change bumps in its own
+    transaction: a process keeps validated tokens while the counter stands still."""
+
+    __tablename__ = "identity_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
