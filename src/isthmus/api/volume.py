@@ -3,7 +3,9 @@
 actions os-extend / os-reset_status / os-force_delete / os-set_bootable). Snapshots
 live in api/volume_snapshots.py; types, availability zones, limits and quota sets
 in api/volume_extras.py. Every path is served both with the project id the
-catalog publishes (`/volume/v3/<project_id>/...`) and without it (`/volume/v3/...`).
+catalog publishes (`/volume/v3/<project_id>/...`) and without it (`/volume/v3/...`);
+the project id in a URL must be the token's own (`url_project` in api/volume_common.py,
+Cinder's 400 "Malformed request url" otherwise).
 
 Only microversion 3.0 is offered (the version documents say so, and every answer
 carries `OpenStack-API-Version: volume 3.0`), so clients such as openstacksdk
@@ -48,6 +50,7 @@ from isthmus.api.volume_common import (
     service_of,
     text,
     type_names,
+    url_project,
     volume_site,
 )
 from isthmus.engine.queue import enqueue
@@ -370,7 +373,7 @@ def _delete(session: Session, volume: Resource, force: bool, cascade: bool) -> N
     repo.mark_deleting(session, volume)
 
 
-@v3.delete("/volumes/{volume_id}", status_code=202)
+@v3.delete("/volumes/{volume_id}", status_code=202, response_class=Response)
 def delete_volume(
     request: Request, volume_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -526,7 +529,7 @@ def set_metadata_item(
     return {"meta": item}
 
 
-@v3.delete("/volumes/{volume_id}/metadata/{key}", status_code=200)
+@v3.delete("/volumes/{volume_id}/metadata/{key}", status_code=200, response_class=Response)
 def delete_metadata_item(
     request: Request, volume_id: str, key: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -549,9 +552,10 @@ router.add_api_route("", versions, methods=["GET"], include_in_schema=False)
 router.add_api_route("/", versions, methods=["GET"])
 router.add_api_route("/v3", versions, methods=["GET"], include_in_schema=False)
 router.add_api_route("/v3/", versions, methods=["GET"])
-for _prefix in ("/v3", "/v3/{project_id}"):  # project-less first: their literals win
-    router.include_router(v3, prefix=_prefix)
-    router.include_router(volume_snapshots.v3, prefix=_prefix)
-    router.include_router(volume_extras.v3, prefix=_prefix)
+# project-less first: their literals win; the project id, where given, is checked once here
+for _prefix, _checks in (("/v3", []), ("/v3/{project_id}", [Depends(url_project)])):
+    router.include_router(v3, prefix=_prefix, dependencies=_checks)
+    router.include_router(volume_snapshots.v3, prefix=_prefix, dependencies=_checks)
+    router.include_router(volume_extras.v3, prefix=_prefix, dependencies=_checks)
 router.add_api_route("/v3/{project_id}", versions, methods=["GET"], include_in_schema=False)
 router.add_api_route("/v3/{project_id}/", versions, methods=["GET"], include_in_schema=False)

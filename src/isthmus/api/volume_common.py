@@ -17,13 +17,13 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from isthmus.api import listing
 from isthmus.api.catalog import base_url_of
-from isthmus.api.context import RequestContext
+from isthmus.api.context import RequestContext, get_context
 from isthmus.api.listing import Page
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.service import DEFAULT_VOLUME_TYPE
@@ -41,6 +41,19 @@ FALSE_WORDS = {"0", "false", "f", "no", "n", "off", ""}
 
 def service_of(request: Request) -> Any:
     return request.app.state.service
+
+
+def url_project(project_id: str, ctx: RequestContext = Depends(get_context)) -> str:
+    """The project id of a Block Storage URL (`/volume/v3/<project_id>/...`), checked
+    once for every route mounted under it (api/volume.py adds this dependency to the
+    whole prefix). As in Cinder (cinder/api/openstack/wsgi.py, `_process_stack`), it
+    must name the token's own project, for an admin too: anything else is 400
+    "Malformed request url" and nothing is read or written. An admin reaches other
+    projects' volumes by id or `all_tenants`, and names the target project of quota
+    sets after `os-quota-sets/`, never in the URL's project segment."""
+    if project_id != ctx.project_id:
+        raise BadRequest("Malformed request url")
+    return project_id
 
 
 def entity(body: Any, key: str) -> dict[str, Any]:
