@@ -333,11 +333,23 @@ def site_add(
 
 
 @site_app.command("remove")
-def site_remove(ctx: typer.Context, name: NameArg) -> None:
-    """Remove a site that holds nothing (refused while resources are there)."""
+def site_remove(
+    ctx: typer.Context,
+    name: NameArg,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Remove it although it still holds resources: they are lost (their"
+            " servers and volumes show ERROR); logged with your name.",
+        ),
+    ] = False,
+) -> None:
+    """Remove a site that holds nothing (refused, with the count, while resources
+    are there, unless --force). An embedded site's state on disk goes with it."""
     with admin_client(ctx) as client:
-        client.delete(f"/sites/{name}")
-    console().print(f"Site [bold]{name}[/] removed.")
+        client.delete(f"/sites/{name}" + ("?force=true" if force else ""))
+    console().print(f"Site [bold]{name}[/] removed{' (forced)' if force else ''}.")
 
 
 def _site_action(ctx: typer.Context, name: str, path: str, body: Any, verb: str) -> None:

@@ -13,13 +13,14 @@ a site retires what Isthmus runs for it; each says so in its docstring.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -51,8 +52,10 @@ from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.sites.local import LocalDriver
 from isthmus.sites.validation import validate_site
-from isthmus.store import repo
+from isthmus.store import repo, site_removal
 from isthmus.store.tables import Binding, Resource, Site, Work
+
+log = logging.getLogger(__name__)
 
 admin = APIRouter(prefix="/isthmus/v1", tags=["admin"], responses=ERRORS)
 router = APIRouter()  # what api/app.py mounts: the admin API and /metrics
@@ -295,29 +298,51 @@ def update_site(
         return SiteEnvelope(site=_site_view(session, name))
 
 
-@admin.delete("/sites/{name}", status_code=204, summary="Remove an empty site")
+@admin.delete("/sites/{name}", status_code=204, summary="Remove a site")
 def remove_site(
-    request: Request, name: str, ctx: RequestContext = Depends(admin_context)
+    request: Request,
+    name: str,
+    force: bool = Query(
+        default=False,
+        description=(
+            "Remove the site although it still holds resources (bound or placed there,"
+            " or work queued): its bindings and work go, what was placed there shows"
+            " ERROR. Logged as a WARNING naming the caller."
+        ),
+    ),
+    ctx: RequestContext = Depends(admin_context),
 ) -> Response:
-    """Forget a site. 409 while any resource is bound or placed there or work is
-    queued for it. The site itself is left as it is (an embedded site keeps its
-    directory); what Isthmus ran for it stops (an embedded site's data plane: its
-    gateway's FRR and namespace), in the request path, on purpose (SiteDriver.retire)."""
+    """Forget a site. 409, with the count, while it still holds anything (resources
+    bound or placed there, work queued for it), unless `force=true`
+    (store/site_removal.py says what forcing does). What Isthmus ran for the site
+    stops, and an embedded site's on-disk state is deleted, so a site added again
+    under this name starts empty; a site of another cloud is left as it is. This
+    calls the site in the request path, on purpose (SiteDriver.retire)."""
     service = _service(request)
     with service.db.session() as session:
         site = session.get(Site, name, with_for_update=True)
         if site is None:
             raise NotFound(f"Site {name} could not be found.")
-        bound = session.scalar(select(func.count()).where(Binding.site == name)) or 0
-        placed = session.scalar(select(func.count()).where(Resource.site == name)) or 0
-        queued = session.scalar(select(func.count()).where(Work.site == name)) or 0
-        if bound or placed or queued:
+        held = site_removal.holdings(session, name)
+        if held.resources and not force:
             raise Conflict(
-                f"Site {name} is in use: {bound} resource(s) bound there, {placed} placed"
-                f" there, {queued} work item(s) queued. Delete or move them first."
+                f"Site {name} is in use: it holds {held.describe()}. Delete or move them"
+                f" first, or remove it anyway, losing them: DELETE /isthmus/v1/sites/{name}"
+                f"?force=true (isthmus site remove {name} --force)."
             )
+        if held.resources:
+            site_removal.let_go(session, name)
         driver, config = site.driver, dict(site.config)
         session.delete(site)
+    if held.resources:
+        log.warning(
+            "site %s removed by force by user %s (%s, project %s): it held %s",
+            name,
+            ctx.token.user_name,
+            ctx.user_id,
+            ctx.token.project_name,
+            held.describe(),
+        )
     service.sites.retire(name, driver, config)
     return Response(status_code=204)
 

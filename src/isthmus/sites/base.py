@@ -23,7 +23,9 @@ Contract of every driver (checked by tests/contract/ against each driver):
 - `retire()` is called once when the site is removed from Isthmus (not on an
   ordinary close or shutdown): it releases what Isthmus itself runs for the site
   (the embedded data plane's FRR and namespaces); nothing in the site's cloud is
-  deleted. Calling it again succeeds.
+  deleted. An embedded site is the exception: it exists only inside Isthmus, so
+  its on-disk state goes too (a site added again under that name starts empty).
+  Calling it again succeeds.
 - Progress: while `ensure` copies data into the site (image data), it calls
   `sites.progress.report(bytes_done, bytes_total)` as bytes go: once at the start,
   then after each chunk, the last with bytes_done == bytes_total. Whoever called

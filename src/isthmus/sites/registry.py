@@ -23,7 +23,6 @@ from isthmus.store.tables import Site
 log = logging.getLogger(__name__)
 
 
-
 def local_directory(name: str, config: dict[str, Any], data_dir: Path) -> Path:
     """Where an embedded site's state lives."""
     return Path(config.get("directory") or data_dir / "sites" / name)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.engine.queue import enqueue
 from isthmus.errors import NotFound
-from isthmus.store.tables import Binding, IpAllocation, MacAllocation, Resource, Work
+from isthmus.store.tables import Binding, IpAllocation, MacAllocation, Resource, Site, Work
 
 
 def utcnow() -> datetime:
@@ -118,6 +118,8 @@ def mark_deleting(session: Session, resource: Resource) -> None:
     sites |= set(session.scalars(select(Work.site).where(Work.resource_id == resource.id)))
     if resource.site:
         sites.add(resource.site)
+    if sites:  # a site removed by force (store/site_removal.py) takes no more work
+        sites &= set(session.scalars(select(Site.name).where(Site.name.in_(sites))))
     if not sites:
         purge(session, resource)
         return
@@ -148,8 +150,6 @@ def pending_reason(session: Session, resource: Resource) -> str | None:
     """Why a resource is not (yet) what its intent says, for API views: its site
     being down wins over its image's copy into that site under way, which wins over
     the engine's last note. Derived at read time."""
-    from isthmus.store.tables import Site
-
     if resource.site and resource.status in (
         "BUILD",
         "creating",

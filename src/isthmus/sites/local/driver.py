@@ -20,6 +20,8 @@ lists them, `inventory()` leaves them out, and they still take capacity.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
 import time
 from dataclasses import asdict
@@ -173,11 +175,21 @@ class LocalDriver:
     def retire(self) -> None:
         """The site is being removed from Isthmus: with the data plane, the FRR and
         namespaces Isthmus runs for it go (its servers', routers' and gateway's,
-        `SitePlumbing.retire`). The site's own state (its directory) stays; without
-        the data plane there is nothing to release. Works while the site is down."""
-        if self.plumbing is not None:
-            with self._plumbing_lock:
-                self.plumbing.retire()
+        `SitePlumbing.retire`); then its on-disk state goes (the objects' database,
+        the image copies, the DOWN flag; the directory too once nothing else is in
+        it: an operator's own files in a configured `directory` stay), so a site
+        added again under the same name starts empty and up. Works while the site
+        is down; calling it again succeeds."""
+        try:
+            if self.plumbing is not None:
+                with self._plumbing_lock:
+                    self.plumbing.retire()
+        finally:  # the removal stands either way (registry.retire logs a failure)
+            self.state.destroy()
+            self._down_flag.unlink(missing_ok=True)
+            shutil.rmtree(self.directory / "images", ignore_errors=True)
+            with contextlib.suppress(OSError):  # not empty: what is left is not ours
+                self.directory.rmdir()
 
     def close(self) -> None:
         self.state.close()

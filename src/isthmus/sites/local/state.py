@@ -75,6 +75,14 @@ class SiteState:
             conn.close()
             self._local.conn = None
 
+    def destroy(self) -> None:
+        """Close and delete the database (with its WAL files): the site is gone. A
+        connection another thread still holds keeps the unlinked file until it ends;
+        a new SiteState on the directory starts empty."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
     @staticmethod
     def _row(row: sqlite3.Row) -> SiteObject:
         return SiteObject(
