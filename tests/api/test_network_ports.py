@@ -303,7 +303,7 @@ def test_port_update_reallocates_and_lists_filter(cloud: Cloud) -> None:
         ({"fixed_ips": [{"ip_address": "10.20.0.77"}]}, 409),
         ({"fixed_ips": [{"subnet_id": subnet_b["id"]}]}, 400),
         ({"network_id": subnet_b["network_id"]}, 400),
-        ({"mac_address": "fa:16:3e:11:22:33"}, 400),
+        ({"mac_address": "fa:16:3e:11:22:33"}, 403),  # admin only, as in Neutron
         ({"binding:host_id": "site-b"}, 400),
         ({"security_groups": ["missing"]}, 404),
         ({"status": "ACTIVE"}, 400),

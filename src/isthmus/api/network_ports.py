@@ -52,6 +52,7 @@ _PORT_POST = {
 }
 _PORT_PUT = {
     "name",
+    "mac_address",
     "description",
     "fixed_ips",
     "admin_state_up",
@@ -272,9 +273,7 @@ def create_port(
                 groups = []
             else:
                 groups = [_default_group(session, project)]
-            mac = data.get("mac_address")
-            if mac is not None and not isinstance(mac, str):
-                raise nc.invalid("mac_address", f"'{mac}' is not a valid MAC address")
+            mac = data.get("mac_address")  # checked by store_ports.allocate_mac (Neutron's rules)
             quotas.check(session, project, {"ports": 1})
             port = store_ports.create_port(
                 session,
@@ -352,6 +351,12 @@ def update_port(
         nc.require_owner(ctx, port, "update_port")
         _check_binding(data, port)
         fields, spec = nc.standard_updates(data)
+        if "mac_address" in data:  # admin only, as Neutron's update_port:mac_address policy
+            if not ctx.is_admin:
+                raise Forbidden(
+                    "rule:update_port:mac_address is disallowed by policy", "PolicyNotAuthorized"
+                )
+            spec["mac_address"] = store_ports.change_mac(session, port, data["mac_address"])
         if "device_owner" in data:
             spec["device_owner"] = nc.to_str("device_owner", data["device_owner"], MAX_DEVICE)
         if "device_id" in data:

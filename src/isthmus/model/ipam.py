@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -138,22 +139,45 @@ def next_free(pools: list[dict[str, str]], taken: set[str], subnet_id: str) -> s
     )
 
 
-def random_mac(rng: random.Random | None = None) -> str:
-    rng = rng or random.SystemRandom()
-    return MAC_PREFIX + "".join(f":{rng.randrange(256):02x}" for _ in range(3))
+# The spellings Neutron accepts (netaddr's EUI-48 formats), case-insensitive: six groups
+# of 1-2 hex digits (":" or "-"), three of 1-4 (":", "-" or "."), two of 5-6 (":" or "-"),
+# or 11-12 bare hex digits. Nothing else, no surrounding whitespace.
+_MAC_SPELLINGS = (
+    (re.compile(r"([0-9a-f]{1,2})([:-])" + r"([0-9a-f]{1,2})\2" * 4 + r"([0-9a-f]{1,2})"), 2),
+    (re.compile(r"([0-9a-f]{1,4})([:.-])([0-9a-f]{1,4})\2([0-9a-f]{1,4})"), 4),
+    (re.compile(r"([0-9a-f]{5,6})([:-])([0-9a-f]{5,6})"), 6),
+    (re.compile(r"([0-9a-f]{11,12})"), 12),
+)
 
 
-def normalize_mac(mac: str) -> str:
-    parts = mac.lower().replace("-", ":").split(":")
-    if len(parts) != 6 or not all(
-        len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts
-    ):
+def normalize_mac(mac: Any) -> str:
+    """A port MAC in Neutron's form (`fa:16:3e:0a:1b:2c`), or 400 in Neutron's words.
+
+    Refused: anything not spelled as Neutron (netaddr) spells a MAC; the zero MAC and the
+    broadcast MAC (Neutron's `INVALID_MAC_ADDRESSES`); and, stricter than Neutron, every
+    other group (multicast) address, with the low bit of the first octet set: a port's
+    MAC is a NIC's own unicast address (the kernel refuses a multicast one on the embedded
+    data plane's interfaces, and a switch never learns it)."""
+    digits = None
+    if isinstance(mac, str):
+        lowered = mac.lower()
+        for pattern, width in _MAC_SPELLINGS:
+            match = pattern.fullmatch(lowered)
+            if match:
+                groups = [g for g in match.groups() if g not in (":", "-", ".")]
+                digits = "".join(g.zfill(width) for g in groups)
+                break
+    value = int(digits, 16) if digits else 0
+    if not digits or value == 0 or (value >> 40) & 1:
         raise BadRequest(
             f"Invalid input for mac_address. Reason: '{mac}' is not a valid MAC address.",
-            "InvalidInput",
+            "HTTPBadRequest",
         )
-    if int(parts[0], 16) & 1:
-        raise BadRequest(
-            f"Invalid input for mac_address: {mac} is a multicast address.", "InvalidInput"
-        )
-    return ":".join(parts)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def random_mac(rng: random.Random | None = None) -> str:
+    """A fresh port MAC under OpenStack's prefix; a unicast address by construction
+    (the prefix's first octet is even, and normalize_mac checks the whole of it)."""
+    rng = rng or random.SystemRandom()
+    return normalize_mac(MAC_PREFIX + "".join(f":{rng.randrange(256):02x}" for _ in range(3)))

@@ -100,8 +100,8 @@ def allocate_fixed_ips(
     return fixed_ips
 
 
-def allocate_mac(session: Session, port_id: str, requested: str | None) -> str:
-    if requested:
+def allocate_mac(session: Session, port_id: str, requested: Any = None) -> str:
+    if requested is not None:
         mac = ipam.normalize_mac(requested)
         if session.get(MacAllocation, mac) is not None:
             raise Conflict(
@@ -113,6 +113,36 @@ def allocate_mac(session: Session, port_id: str, requested: str | None) -> str:
         while session.get(MacAllocation, mac) is not None:
             mac = ipam.random_mac()
     session.add(MacAllocation(mac_address=mac, port_id=port_id))
+    return mac
+
+
+def change_mac(session: Session, port: Resource, requested: Any) -> str:
+    """The port's MAC after an update asking for `requested` (Neutron's rules through
+    ipam.normalize_mac; 409 MacAddressInUse if another port has it; 409 PortBound while
+    a server or router uses the port, as ML2 answers for bound OVS ports: the sites that
+    realise it are never asked to renumber a live NIC). The caller writes the returned
+    MAC into the port's spec."""
+    mac = ipam.normalize_mac(requested)
+    current = port.spec.get("mac_address")
+    if mac == current:
+        return mac
+    if port.site or port.device_id:
+        raise Conflict(
+            f"Unable to complete operation on port {port.id}, port is already bound, port"
+            f" type: ovs, old_mac {current}, new_mac {mac}.",
+            "PortBound",
+        )
+    if session.get(MacAllocation, mac) is not None:
+        raise Conflict(
+            f"Unable to complete operation for network. The mac address {mac} is in use.",
+            "MacAddressInUse",
+        )
+    if current:
+        old = session.get(MacAllocation, current)
+        if old is not None and old.port_id == port.id:
+            session.delete(old)
+            session.flush()
+    session.add(MacAllocation(mac_address=mac, port_id=port.id))
     return mac
 
 
