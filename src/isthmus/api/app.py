@@ -14,6 +14,7 @@ from isthmus import __version__
 from isthmus.api.boundary import InputBoundaryMiddleware
 from isthmus.api.catalog import base_url_of
 from isthmus.api.errors import UnexpectedErrorMiddleware, install_error_handlers
+from isthmus.api.openapi_document import install_openapi
 
 SERVICE_MODULES = (
     "identity",
@@ -80,6 +81,7 @@ def create_app(service: Any) -> FastAPI:
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
+    install_openapi(app)
     for name in SERVICE_MODULES:
         app.include_router(import_module(f"isthmus.api.{name}").router)
 

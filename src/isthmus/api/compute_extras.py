@@ -207,7 +207,7 @@ def create_flavor(
         return {"flavor": _flavor(request, flavor)}
 
 
-@router.delete("/v2.1/flavors/{flavor_id}", status_code=202)
+@router.delete("/v2.1/flavors/{flavor_id}", status_code=202, response_class=Response)
 def delete_flavor(
     request: Request, flavor_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -296,7 +296,9 @@ def set_extra_spec(
     return specs
 
 
-@router.delete("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", status_code=202)
+@router.delete(
+    "/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", status_code=202, response_class=Response
+)
 def delete_extra_spec(
     request: Request, flavor_id: str, key: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:

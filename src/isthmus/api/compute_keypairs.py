@@ -230,7 +230,7 @@ def show_keypair(
         return {"keypair": _keypair(_get_keypair(session, ctx, name), full=True)}
 
 
-@router.delete("/v2.1/os-keypairs/{name}", status_code=202)
+@router.delete("/v2.1/os-keypairs/{name}", status_code=202, response_class=Response)
 def delete_keypair(
     request: Request, name: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:

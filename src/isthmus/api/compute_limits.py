@@ -164,7 +164,7 @@ def update_quota_set(
         return {"quota_set": _quota_set(limit, None)}
 
 
-@router.delete("/v2.1/os-quota-sets/{project_id}", status_code=202)
+@router.delete("/v2.1/os-quota-sets/{project_id}", status_code=202, response_class=Response)
 def revert_quota_set(
     request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:

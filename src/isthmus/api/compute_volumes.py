@@ -146,7 +146,11 @@ def attach_volume(
     return answer
 
 
-@router.delete("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", status_code=202)
+@router.delete(
+    "/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}",
+    status_code=202,
+    response_class=Response,
+)
 def detach_volume(
     request: Request, server_id: str, volume_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:

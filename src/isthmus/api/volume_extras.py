@@ -148,7 +148,7 @@ def update_type(
         return {"volume_type": type_body(volume_type)}
 
 
-@v3.delete("/types/{type_id}", status_code=202)
+@v3.delete("/types/{type_id}", status_code=202, response_class=Response)
 def delete_type(
     request: Request, type_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -193,7 +193,7 @@ def add_extra_specs(
     return {"extra_specs": merged}
 
 
-@v3.delete("/types/{type_id}/extra_specs/{key}", status_code=202)
+@v3.delete("/types/{type_id}/extra_specs/{key}", status_code=202, response_class=Response)
 def delete_extra_spec(
     request: Request, type_id: str, key: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -315,7 +315,7 @@ def update_quota_set(
     return {"quota_set": answer}
 
 
-@v3.delete("/os-quota-sets/{tenant_id}", status_code=200)
+@v3.delete("/os-quota-sets/{tenant_id}", status_code=200, response_class=Response)
 def reset_quota_set(
     request: Request, tenant_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:

@@ -200,7 +200,7 @@ def _delete(session: Session, snapshot: Resource, force: bool) -> None:
     repo.mark_deleting(session, snapshot)
 
 
-@v3.delete("/snapshots/{snapshot_id}", status_code=202)
+@v3.delete("/snapshots/{snapshot_id}", status_code=202, response_class=Response)
 def delete_snapshot(
     request: Request, snapshot_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -285,7 +285,7 @@ def replace_snapshot_metadata(
     return _set_metadata(request, ctx, snapshot_id, body, replace=True)
 
 
-@v3.delete("/snapshots/{snapshot_id}/metadata/{key}", status_code=200)
+@v3.delete("/snapshots/{snapshot_id}/metadata/{key}", status_code=200, response_class=Response)
 def delete_snapshot_metadata_item(
     request: Request, snapshot_id: str, key: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
