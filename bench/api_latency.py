@@ -14,14 +14,18 @@ keep-alive httpx client then sends sequential requests:
   /servers/detail?all_tenants=1&limit=1000 (admin): the first page, then pages
   after random markers (so at random depths);
 - GET /compute/v2.1/servers/detail with filters checked in Python (a name, a
-  name regex, a status nothing has): each reads the whole project.
+  name regex, a status nothing has): each reads the whole project;
+- token validation: GET /servers/{id} again with the per-process token cache
+  emptied before every request (a cold cache: decrypt, user, project, roles,
+  revocation checks), and in-process `Service.verify_token` per call (cached:
+  one identity-revision read and one stat; full; the Fernet decrypt alone).
 
 PostgreSQL runs as a private throw-away server (tests/fixtures/postgres.py); when
 none can be started here the bench prints "postgresql: skipped (reason)".
 
     .venv/bin/python bench/api_latency.py [--servers 100000] [--sites 10]
         [--show-requests 300] [--list-requests 30] [--filter-requests 10]
-        [--databases sqlite,postgresql]
+        [--token-requests 2000] [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -368,8 +372,9 @@ def pages(
 
 
 def measure(
-    url: str, passwords: dict[str, str], ids: list[str], args: argparse.Namespace
+    url: str, service: Service, ids: list[str], args: argparse.Namespace
 ) -> list[tuple[str, list[float], str]]:
+    passwords = service.passwords
     rng = random.Random(2)
     results: list[tuple[str, list[float], str]] = []
     with httpx.Client(base_url=url, timeout=600) as client:
@@ -382,7 +387,13 @@ def measure(
             ms, answer = timed(client, f"/compute/v2.1/servers/{server_id}", demo)
             assert answer.json()["server"]["addresses"], "a server without addresses"
             samples.append(ms)
-        results.append(("GET /servers/{id}", samples, ""))
+        results.append(("GET /servers/{id}", samples, "token cache warm"))
+        samples = []
+        for server_id in rng.choices(ids, k=args.show_requests):
+            service.token_validator.forget()
+            ms, _ = timed(client, f"/compute/v2.1/servers/{server_id}", demo)
+            samples.append(ms)
+        results.append(("GET /servers/{id}", samples, "token cache emptied before each"))
         # the first page, then pages after random markers (random depths)
         markers = [None, *rng.sample(ids, max(0, args.list_requests - 1))]
         lists = [
@@ -410,6 +421,32 @@ def measure(
     return results
 
 
+def token_costs(service: Service, token: str, calls: int) -> list[tuple[str, list[float]]]:
+    """Microseconds per in-process validation of one token: cached, full, decrypt only."""
+
+    def per_call(before: Callable[[], None], call: Callable[[], object]) -> list[float]:
+        samples = []
+        for _ in range(calls):
+            before()
+            started = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - started) * 1e6)
+        return samples
+
+    service.verify_token(token)
+    return [
+        ("verify_token, cached", per_call(lambda: None, lambda: service.verify_token(token))),
+        (
+            "verify_token, full (cache emptied)",
+            per_call(service.token_validator.forget, lambda: service.verify_token(token)),
+        ),
+        (
+            "Fernet decrypt + checks only",
+            per_call(lambda: None, lambda: service.tokens.decode(token)),
+        ),
+    ]
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
@@ -427,11 +464,19 @@ def run(label: str, database: str | None, args: argparse.Namespace, report: Call
                 f" {inserted:.1f} s ({args.servers / inserted:,.0f} servers/s)"
             )
             with Served(service) as served:
-                results = measure(served.url, service.passwords, ids, args)
+                results = measure(served.url, service, ids, args)
+                with httpx.Client(base_url=served.url) as client:
+                    demo_token = token(client, "demo", service.passwords["demo"])
             for name, samples, note in results:
                 report(
                     f"  {name:54s} n={len(samples):3d}  p50 {statistics.median(samples):7.1f} ms"
                     f"  p99 {percentile(samples, 0.99):7.1f} ms  {note}"
+                )
+            for name, samples in token_costs(service, demo_token, args.token_requests):
+                median = statistics.median(samples)
+                report(
+                    f"  token: {name:47s} n={len(samples)}  p50 {median:7.1f} us"
+                    f"  p99 {percentile(samples, 0.99):7.1f} us  ({1e6 / median:,.0f}/s)"
                 )
         finally:
             service.stop()
@@ -444,6 +489,7 @@ def main() -> None:
     parser.add_argument("--show-requests", type=int, default=300)
     parser.add_argument("--list-requests", type=int, default=30)
     parser.add_argument("--filter-requests", type=int, default=10)
+    parser.add_argument("--token-requests", type=int, default=2000)
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
