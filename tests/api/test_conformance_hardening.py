@@ -209,3 +209,28 @@ def test_quota_set_delete_answers_what_the_document_says(cloud: Cloud) -> None:
         target = path.replace("{project_id}", demo).replace("{tenant_id}", demo)
         answer = cloud.client.delete(target, headers=cloud.admin)
         assert answer.status_code == int(status) and answer.content == b""
+
+
+def test_admin_document_declares_the_enforced_bounds(cloud: Cloud) -> None:
+    from isthmus.sites.validation import DRIVER_CONFIG, SITE_NAME_PATTERN
+
+    document = cloud.client.get("/isthmus/v1/openapi.json").json()
+    (limit,) = document["paths"]["/isthmus/v1/work"]["get"]["parameters"]
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (0, 1000)
+    assert cloud.client.get("/isthmus/v1/work?limit=1001", headers=cloud.admin).status_code == 400
+    create = document["components"]["schemas"]["SiteCreate"]
+    assert create["properties"]["name"]["pattern"] == SITE_NAME_PATTERN
+    assert create["properties"]["driver"]["enum"] == list(DRIVER_CONFIG)
+    configs = {
+        c["properties"]["driver"]["const"]: c["properties"]["config"] for c in create["oneOf"]
+    }
+    for driver, keys in DRIVER_CONFIG.items():
+        assert set(configs[driver]["properties"]) == set(keys)
+        assert configs[driver]["additionalProperties"] is False
+    assert configs["openstack"]["required"] == ["cloud"]
+    update = document["components"]["schemas"]["SiteUpdate"]
+    assert update["required"] == ["enabled"]
+    # what the document refuses, the server refuses (with validate_site's own words)
+    bad = {"name": "x", "driver": "local", "config": {"colour": "blue"}}
+    answer = cloud.client.post("/isthmus/v1/sites", headers=cloud.admin, json=bad)
+    assert answer.status_code == 400 and "Unknown config key 'colour'" in answer.text

@@ -457,13 +457,13 @@ def recreate_resource(
 
 @admin.get("/work", response_model=WorkSummary, summary="The work queue at a glance")
 def work_summary(
-    request: Request, limit: int = 50, ctx: RequestContext = Depends(admin_context)
+    request: Request,
+    limit: int = Query(50, ge=0, le=1000, description="How many items of each list, 0-1000."),
+    ctx: RequestContext = Depends(admin_context),
 ) -> WorkSummary:
     """Queued work per site and kind, the oldest item, up to `limit` items whose
     last attempt failed (most attempts first), and up to `limit` items copying data
     (images) into their site now, with their progress."""
-    if not 0 <= limit <= 1000:
-        raise BadRequest("limit must be between 0 and 1000.")
     with _service(request).db.read() as session:
         health = _site_health(session)
         now = time.time()

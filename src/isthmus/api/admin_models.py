@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from isthmus.config import SITE_NAME_PATTERN
+from isthmus.sites.validation import DRIVER_CONFIG, DRIVERS, REQUIRED_CONFIG
 
 Health = Literal["up", "degraded", "down", "unknown"]
 
@@ -21,10 +22,49 @@ __all__ = ["SITE_NAME_PATTERN"]  # re-exported for api/admin.py
 # -- sites -------------------------------------------------------------------------------
 
 
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", dict: "object"}
+
+
+def _config_schema(driver: str) -> dict[str, Any]:
+    """The JSON schema of a `driver` site's config, from what sites/validation.py
+    enforces (its keys, their types, no negative numbers, the required keys)."""
+    properties: dict[str, Any] = {}
+    for key, types in DRIVER_CONFIG[driver].items():
+        kind = "number" if float in types else _JSON_TYPES[types[0]]
+        schema: dict[str, Any] = {"type": kind}
+        if kind in ("integer", "number"):
+            schema["minimum"] = 0
+        if kind == "object":
+            schema["additionalProperties"] = {"type": "string"}
+        properties[key] = schema
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    required = [key for key in REQUIRED_CONFIG.get(driver, ())]
+    if required:
+        schema["required"] = required
+        for key in required:
+            properties[key]["minLength"] = 1
+    return schema
+
+
+def _site_create_schema(schema: dict[str, Any]) -> None:
+    """Declare in the document what validate_site enforces (the one check, which keeps
+    its own messages): the name's pattern, the drivers, and each driver's config keys.
+    A site without `driver` is a `local` one."""
+    schema["properties"]["name"].update(pattern=SITE_NAME_PATTERN, maxLength=63)
+    schema["properties"]["driver"]["enum"] = list(DRIVERS)
+    schema["oneOf"] = [
+        {
+            "properties": {"driver": {"const": driver}, "config": _config_schema(driver)},
+            **({} if driver == "local" else {"required": ["driver", "config"]}),
+        }
+        for driver in DRIVERS
+    ]
+
+
 class SiteCreate(BaseModel):
     """A new site. It is checked at once, so it can take placements right away."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_site_create_schema)
 
     name: str = Field(
         description=(
@@ -59,10 +99,18 @@ class SiteCreate(BaseModel):
     )
 
 
+def _site_update_schema(schema: dict[str, Any]) -> None:
+    """The handler answers 400 without `enabled` (nothing to change): declared required."""
+    schema["required"] = ["enabled"]
+    schema["properties"]["enabled"].pop("anyOf", None)
+    schema["properties"]["enabled"].pop("default", None)
+    schema["properties"]["enabled"]["type"] = "boolean"
+
+
 class SiteUpdate(BaseModel):
     """Fields of a site an operator may change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_site_update_schema)
 
     enabled: bool | None = Field(
         default=None,
