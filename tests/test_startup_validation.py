@@ -151,6 +151,7 @@ def test_every_key_is_typed_and_bounded(tmp_path: Path) -> None:
         ),
     )
     assert good.vni_range == (2000, 3000) and good.sites[0].config == {"vcpus": 4}
+    assert load_config(tmp_path, database="").database_url.startswith("sqlite:///")
 
 
 def test_config_file_and_site_add_share_one_check() -> None:

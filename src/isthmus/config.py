@@ -196,11 +196,13 @@ def _listen(key: str, value: Any) -> str:
     return str(value).strip()
 
 
-def _database(key: str, value: Any) -> str:
+def _database(key: str, value: Any) -> str | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    url = _string(key, value)
+    url = _string(key, value).strip()
+    if not url:
+        return None  # the default: SQLite in the data dir
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
