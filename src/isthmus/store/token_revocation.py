@@ -8,7 +8,7 @@
   process reads once per request to know whether the tokens it validated before
   still hold (names, roles, the revoked-token list). Every identity write calls
   it in its own transaction, so the bump commits with the change;
-- `revoked(session, claims...)` says whether an event kills a token.
+- `revoked(user, project, issued_at)` says whether an event kills a token.
 
 Events older than the longest lifetime a token may be given
 (`LONGEST_TOKEN_LIFETIME`) can match no live token; they are dropped when new
@@ -22,6 +22,7 @@ import time
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Exists
 
 from isthmus.store.tables import IdentityRevision, RevocationEvent
 
@@ -60,17 +61,17 @@ def revoke_tokens(
     identity_changed(session)
 
 
-def revoked(session: Session, user_id: str, project_id: str, issued_at: float) -> bool:
-    """An event kills a token of `user_id` on `project_id` issued at `issued_at`."""
+def revoked(user_id: str, project_id: str, issued_at: float) -> Exists:
+    """Whether an event kills a token of `user_id` on `project_id` issued at
+    `issued_at`, as an EXISTS clause (validation asks it in one query with others)."""
     matches = [and_(RevocationEvent.user_id == user_id, RevocationEvent.project_id.is_(None))]
     if project_id:
         matches += [
             and_(RevocationEvent.user_id == user_id, RevocationEvent.project_id == project_id),
             and_(RevocationEvent.user_id.is_(None), RevocationEvent.project_id == project_id),
         ]
-    query = (
+    return (
         select(RevocationEvent.id)
         .where(RevocationEvent.issued_before >= issued_at, or_(*matches))
-        .limit(1)
+        .exists()
     )
-    return session.scalar(query) is not None
