@@ -308,3 +308,24 @@ def test_an_open_data_dir_of_an_older_version_is_closed_at_start(tmp_path: Path)
         assert _mode(data_dir / "token-keys" / "1") == 0o600
     finally:
         service.stop()
+
+
+def test_a_token_made_from_a_token_ends_when_that_one_ends(cloud: Cloud) -> None:
+    first = cloud.admin["X-Auth-Token"]
+    body = cloud.client.get(
+        "/identity/v3/auth/tokens", headers={**cloud.admin, "X-Subject-Token": first}
+    ).json()["token"]
+    answer = cloud.client.post(
+        "/identity/v3/auth/tokens",
+        json={
+            "auth": {
+                "identity": {"methods": ["token"], "token": {"id": first}},
+                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+            }
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    second = answer.json()["token"]
+    assert second["methods"] == ["token"] and body["methods"] == ["password"]
+    assert second["expires_at"] == body["expires_at"]  # not a fresh lifetime
+    assert answer.headers["X-Subject-Token"] != first
