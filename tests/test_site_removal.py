@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from isthmus.engine.queue import enqueue
 from isthmus.sites.local import LocalDriver
 from isthmus.store.tables import Binding, Resource, Site, Work
 from tests.fixtures.isthmus_process import ISTHMUS, clean_env
@@ -98,6 +99,16 @@ def test_forced_removal_goes_ahead_and_is_logged(
     )
     with cloud.service.db.read() as session:
         assert session.scalar(select(func.count()).select_from(Work)) == 0
+    # work that still names the removed site (a request racing the removal) waits,
+    # shown as for a removed site, instead of failing in the engine again and again
+    with cloud.service.db.session() as session:
+        enqueue(session, server, "server", "site-b")
+    with caplog.at_level(logging.WARNING, logger="isthmus.engine"):
+        cloud.service.wake()
+        cloud.wait_idle()
+    assert not [r for r in caplog.records if r.name.startswith("isthmus.engine")]
+    work = cloud.client.get(f"{API}/work", headers=cloud.admin).json()
+    assert [g["site_health"] for g in work["groups"]] == ["removed"]
     for kind in ("servers/detail", "flavors"):
         assert cloud.client.get(f"/compute/v2.1/{kind}", headers=cloud.demo).status_code == 200
 

@@ -173,15 +173,16 @@ class Engine:
         return len(items)
 
     def run_until_idle(self, timeout: float = 30.0) -> bool:
-        """Process work in this thread until none is left for sites that are not
-        down (for tools and tests); False if some is still left after `timeout`."""
+        """Process work in this thread until none is left for sites that are
+        registered and not down (for tools and tests); False if some is still left after `timeout`."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.run_batch() == 0:
-                down = select(Site.name).where(Site.health == "down")
                 with self.db.read() as session:
                     waiting = session.scalar(
-                        select(func.min(Work.not_before)).where(Work.site.not_in(down))
+                        select(func.min(Work.not_before)).where(
+                            Work.site.in_(queue.workable_sites())
+                        )
                     )
                 if waiting is None:
                     return True
