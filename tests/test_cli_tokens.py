@@ -63,6 +63,16 @@ def servers(running: Running, token: str) -> int:
     return answer.status_code
 
 
+def test_isthmus_up_keeps_its_files_private(running: Running) -> None:
+    data = running.data_dir
+    assert data.stat().st_mode & 0o777 == 0o700
+    private = ["clouds.yaml", "secrets.yaml", "isthmus.db", "isthmus.db-wal", "isthmus.db-shm"]
+    assert {name: (data / name).stat().st_mode & 0o777 for name in private} == dict.fromkeys(
+        private, 0o600
+    )
+    assert (data / "token-keys").stat().st_mode & 0o777 == 0o700
+
+
 def test_rotate_while_the_service_runs(running: Running) -> None:
     keys = running.data_dir / "token-keys"
     old = login(running)
@@ -99,3 +109,17 @@ def test_rotate_says_what_is_wrong(tmp_path: Path) -> None:
     assert too_few.returncode == 1
     assert "--max-active must be at least 2" in too_few.stderr
     assert KeyRepository(tmp_path / "data" / "token-keys").indexes() == [0, 1]
+
+
+def test_isthmus_migrate_makes_a_private_database(tmp_path: Path) -> None:
+    migrated = subprocess.run(
+        [str(ISTHMUS), "migrate", "--data-dir", str(tmp_path / "data")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "data" / "isthmus.db").stat().st_mode & 0o777 == 0o600

@@ -397,6 +397,10 @@ def migrate(
     from isthmus.store.db import Database
 
     config = _load(data_dir, config_file, needs_data_dir=False, database=database)
+    if config.database is None:  # the default SQLite file in the data dir: private at once
+        from isthmus.private_files import secure_data_dir
+
+        secure_data_dir(config.data_dir, config.database_url)
     db = Database(config.database_url)
     try:
         db.migrate()
