@@ -152,6 +152,8 @@ def test_every_key_is_typed_and_bounded(tmp_path: Path) -> None:
     )
     assert good.vni_range == (2000, 3000) and good.sites[0].config == {"vcpus": 4}
     assert load_config(tmp_path, database="").database_url.startswith("sqlite:///")
+    unset = load_config(tmp_path, write_config(tmp_path, {"port": None, "database": None}))
+    assert unset.port == 8780 and unset.database is None  # `port:` alone keeps the default
 
 
 def test_config_file_and_site_add_share_one_check() -> None:

@@ -304,8 +304,8 @@ def check_sites(value: Any) -> list[SiteConfig]:
 
 
 def load_config(data_dir: Path, config_file: Path | None = None, **overrides: Any) -> Config:
-    """Defaults < config file < overrides (None values in overrides are ignored);
-    every value checked (ConfigError). Does not look at the data dir: see
+    """Defaults < config file < overrides (a key given no value, None, keeps its
+    default); every value checked (ConfigError). Does not look at the data dir: see
     `prepare_data_dir`."""
     values: dict[str, Any] = {}
     if config_file is not None:
@@ -316,7 +316,7 @@ def load_config(data_dir: Path, config_file: Path | None = None, **overrides: An
             raise ConfigError(f"Cannot read config file {config_file}: {problem}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"Config file {config_file} must hold a mapping of keys.")
-        values.update(loaded)
+        values.update({key: value for key, value in loaded.items() if value is not None})
     values.update({key: value for key, value in overrides.items() if value is not None})
     sites = check_sites(values.pop("sites", None))
     unknown = set(values) - set(CHECKS)
