@@ -174,7 +174,8 @@ class Engine:
 
     def run_until_idle(self, timeout: float = 30.0) -> bool:
         """Process work in this thread until none is left for sites that are
-        registered and not down (for tools and tests); False if some is still left after `timeout`."""
+        registered and not down (for tools and tests); False if some is still left
+        after `timeout`."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.run_batch() == 0:
