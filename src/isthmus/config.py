@@ -37,6 +37,7 @@ import ipaddress
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,8 @@ class ConfigError(BadRequest):
 MAX_VNI = 16777215  # 24 bits
 FABRICS = ("", "embedded")
 DATABASE_DIALECTS = ("sqlite", "postgresql")
-HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
+HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(\.{HOST_LABEL})*$")  # RFC 1123
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -247,7 +247,7 @@ def _site_name(key: str, value: Any) -> str:
 
 
 # every key a config may hold, and its check (which returns the value to keep)
-CHECKS: dict[str, Any] = {
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "database": _database,
     "host": check_host,
     "port": lambda key, value: _integer(key, value, 1, 65535),
