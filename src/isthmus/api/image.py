@@ -460,7 +460,17 @@ async def upload_image_data(
     return Response(status_code=204)
 
 
-@router.get("/v2/images/{image_id}/file", response_model=None)
+@router.get(
+    "/v2/images/{image_id}/file",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The image data.",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        },
+        204: {"description": "The image has no data (yet)."},
+    },
+)
 def download_image_data(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:

@@ -222,7 +222,7 @@ def replace_tags(
     return {"tags": _set_tags(request, ctx, collection, resource_id, lambda _old: tags)}
 
 
-@router.put("/v2.0/{collection}/{resource_id}/tags/{tag}", status_code=201)
+@router.put("/v2.0/{collection}/{resource_id}/tags/{tag}", status_code=201, response_class=Response)
 def add_tag(
     request: Request,
     collection: str,
