@@ -329,3 +329,10 @@ def test_a_token_made_from_a_token_ends_when_that_one_ends(cloud: Cloud) -> None
     assert second["methods"] == ["token"] and body["methods"] == ["password"]
     assert second["expires_at"] == body["expires_at"]  # not a fresh lifetime
     assert answer.headers["X-Subject-Token"] != first
+
+
+def test_a_damaged_key_file_is_skipped_not_a_500(cloud: Cloud) -> None:
+    headers = cloud.headers("demo", "demo")
+    (cloud.service.token_keys.directory / "7").write_text("not a key\n")
+    assert _status(cloud, headers) == 200
+    assert _status(cloud, cloud.headers("demo", "demo")) == 200

@@ -24,6 +24,7 @@ second, when a token fails to decrypt, so a rotation needs no restart.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import struct
 import threading
@@ -36,6 +37,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from isthmus.api.token_keys import KeyRepository
 from isthmus.errors import BadRequest
 from isthmus.store.token_revocation import LONGEST_TOKEN_LIFETIME
+
+log = logging.getLogger(__name__)
 
 PAYLOAD_VERSION = 1
 DEFAULT_EXPIRATION = 3600  # seconds, Keystone's [token] expiration
@@ -227,6 +230,14 @@ class TokenCodec:
             if keys != self._loaded:
                 self._loaded = keys
                 self.generation += 1
-                self._fernet = MultiFernet([Fernet(key) for key in keys]) if keys else None
+                fernets = []
+                for key in keys:
+                    try:
+                        fernets.append(Fernet(key))
+                    except ValueError:
+                        log.error(
+                            "Ignoring a file in %s that holds no Fernet key", self.keys.directory
+                        )
+                self._fernet = MultiFernet(fernets) if fernets else None
             self._stamp = stamp
             return self._fernet
