@@ -380,3 +380,25 @@ def test_an_unexpected_error_is_a_500_on_a_connection_that_stays_open(
         server.should_exit = True
         server.thread.join(timeout=10)
         service.db.dispose()
+
+
+def test_identity_bodies_of_the_wrong_shape_or_a_taken_name_are_4xx(quiet_cloud: Cloud) -> None:
+    """Found by the fuzzer (test_fuzz_openstack.py): these answered 500."""
+    cloud = quiet_cloud
+    K = "/identity/v3"
+    made(send(cloud, "POST", f"{K}/projects", {"project": {"name": "taken"}}), "project")
+    other = made(send(cloud, "POST", f"{K}/projects", {"project": {"name": "free"}}), "project")
+    user = made(send(cloud, "POST", f"{K}/users", {"user": {"name": "u1"}}), "user")
+    before = snapshot(cloud.service)
+    taken = send(cloud, "PATCH", f"{K}/projects/{other}", {"project": {"name": "taken"}})
+    assert taken.status_code == 409, taken.text
+    assert "error" in taken.json()
+    for body in ({"user": {"enabled": ""}}, {"user": {"enabled": [1]}}, {"user": "x"}):
+        response = send(cloud, "PATCH", f"{K}/users/{user}", body)
+        assert response.status_code == 400, (body, response.text)
+    identity: dict[str, Any] = {"methods": ["password"]}
+    for password in ({"user": {"name": {"a": 1}, "password": "x"}}, {"user": "admin"}, "x"):
+        auth = {"auth": {"identity": {**identity, "password": password}}}
+        response = send(cloud, "POST", f"{K}/auth/tokens", auth)
+        assert response.status_code == 400, (password, response.text)
+    assert difference(before, snapshot(cloud.service)) == ""

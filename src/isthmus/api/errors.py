@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -100,6 +101,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"Invalid input for field/attribute {_field(tuple(error['loc']))}: {error['msg']}"
             )
         return error_response(request, 400, "; ".join(messages) or "Invalid input", "InvalidInput")
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
+        # a unique key the handler did not check first (e.g. renaming a project to a
+        # taken name): Keystone's and Neutron's 409 for a duplicate entry; rolled back
+        return error_response(
+            request,
+            409,
+            "Conflict occurred attempting to store the change: it duplicates an existing"
+            " entry (for example a name already in use).",
+            "Conflict",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

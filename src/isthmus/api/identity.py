@@ -88,12 +88,41 @@ def _token_body(request: Request, data: TokenData) -> dict[str, Any]:
     return {"token": body}
 
 
+def _object(value: Any, field: str, *strings: str) -> dict[str, Any]:
+    """`value` as an object (absent: {}) whose `strings` fields, when given, are
+    strings: Keystone's auth schema, 400 naming the field otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for field '{field}': it must be an object.")
+    for key in strings:
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise BadRequest(f"Invalid input for field '{field}.{key}': it must be a string.")
+    return value
+
+
+def _check_auth(auth: dict[str, Any]) -> None:
+    """The shapes of an auth request (keystone/auth/schema.py) before any lookup."""
+    identity = _object(auth["identity"], "auth.identity")
+    methods = identity.get("methods")
+    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+        raise BadRequest("Invalid input for field 'auth.identity.methods': a list of strings.")
+    password = _object(identity.get("password"), "auth.identity.password")
+    user = _object(password.get("user"), "auth.identity.password.user", "id", "name", "password")
+    _object(user.get("domain"), "auth.identity.password.user.domain", "id", "name")
+    _object(identity.get("token"), "auth.identity.token", "id")
+    scope = _object(auth.get("scope"), "auth.scope")
+    project = _object(scope.get("project"), "auth.scope.project", "id", "name")
+    _object(project.get("domain"), "auth.scope.project.domain", "id", "name")
+
+
 @router.post("/v3/auth/tokens", status_code=201)
 def issue_token(request: Request, response: Response, body: dict[str, Any]) -> dict[str, Any]:
     service = request.app.state.service
     auth = body.get("auth")
     if not isinstance(auth, dict) or not isinstance(auth.get("identity"), dict):
         raise BadRequest("Expecting to find identity in auth.")
+    _check_auth(auth)
     methods = auth["identity"].get("methods") or []
     scope = auth.get("scope") or {}
     if scope and not isinstance(scope, dict):
@@ -266,13 +295,39 @@ def list_projects(
         }
 
 
+# Keystone's JSON-schema types of the fields a body may set (keystone/*/schema.py)
+_PROJECT_TYPES: dict[str, Any] = {"name": str, "description": (str, type(None)), "enabled": bool}
+_USER_TYPES: dict[str, Any] = {
+    "name": str,
+    "password": (str, type(None)),
+    "email": (str, type(None)),
+    "enabled": bool,
+    "default_project_id": (str, type(None)),
+    "domain_id": str,
+}
+
+
+def _typed_ref(body: dict[str, Any], key: str, types: dict[str, Any]) -> dict[str, Any]:
+    """The `key` object of a create or update body, its fields of the right types (400)."""
+    ref = body.get(key)
+    if not isinstance(ref, dict):
+        raise BadRequest(f"Invalid input for field '{key}': it must be an object.")
+    for field, expected in types.items():
+        if field in ref and not isinstance(ref[field], expected):
+            raise BadRequest(
+                f"Invalid input for field '{key}.{field}': {type(ref[field]).__name__}"
+                " is not of the type Keystone accepts."
+            )
+    return ref
+
+
 @router.post("/v3/projects", status_code=201)
 def create_project(
     request: Request, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:create_project")
-    ref = body.get("project")
-    if not isinstance(ref, dict) or not str(ref.get("name", "")).strip():
+    ref = _typed_ref(body, "project", _PROJECT_TYPES)
+    if not str(ref.get("name", "")).strip():
         raise BadRequest("Invalid input for field 'project': a project needs a 'name'.")
     with request.app.state.service.db.session() as session:
         project = ids.create_project(
@@ -310,7 +365,7 @@ def update_project(
     ctx: RequestContext = Depends(get_context),
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_project")
-    ref = body.get("project") or {}
+    ref = _typed_ref(body, "project", _PROJECT_TYPES)
     with request.app.state.service.db.session() as session:
         project = _get_project(session, project_id)
         ids.update_project(session, project, ref)
@@ -371,8 +426,8 @@ def create_user(
     request: Request, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:create_user")
-    ref = body.get("user")
-    if not isinstance(ref, dict) or not str(ref.get("name", "")).strip():
+    ref = _typed_ref(body, "user", _USER_TYPES)
+    if not str(ref.get("name", "")).strip():
         raise BadRequest("Invalid input for field 'user': a user needs a 'name'.")
     with request.app.state.service.db.session() as session:
         project_id = ref.get("default_project_id")
@@ -405,7 +460,7 @@ def update_user(
     request: Request, user_id: str, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_user")
-    ref = body.get("user") or {}
+    ref = _typed_ref(body, "user", _USER_TYPES)
     with request.app.state.service.db.session() as session:
         user = _get_user(session, user_id)
         ids.update_user(session, user, ref)
