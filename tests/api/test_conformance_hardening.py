@@ -234,3 +234,14 @@ def test_admin_document_declares_the_enforced_bounds(cloud: Cloud) -> None:
     bad = {"name": "x", "driver": "local", "config": {"colour": "blue"}}
     answer = cloud.client.post("/isthmus/v1/sites", headers=cloud.admin, json=bad)
     assert answer.status_code == 400 and "Unknown config key 'colour'" in answer.text
+
+
+def test_metrics_document_names_its_text_and_its_refusals(cloud: Cloud) -> None:
+    document = cloud.client.get("/isthmus/v1/openapi.json").json()
+    responses = document["paths"]["/metrics"]["get"]["responses"]
+    assert list(responses["200"]["content"]) == ["text/plain"]
+    assert {"401", "403"} <= set(responses)
+    answer = cloud.client.get("/metrics", headers=cloud.admin)
+    assert answer.headers["content-type"].startswith("text/plain")
+    refused = cloud.client.get("/metrics", headers=cloud.demo)
+    assert refused.status_code == 403 and "error" in refused.json()

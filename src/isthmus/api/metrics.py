@@ -60,6 +60,7 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from isthmus.api.admin_models import ERRORS
 from isthmus.api.context import RequestContext, get_context
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
@@ -268,7 +269,19 @@ def exposition(db: Database) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/metrics", summary="Prometheus metrics (admin token)", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (admin token)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The gauges, in Prometheus text format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: ERRORS[401],
+        403: ERRORS[403],
+    },
+)
 def prometheus_metrics(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     """The gauges listed in api/metrics.py, in Prometheus text format. Needs a token
     with the admin role as `X-Auth-Token` or `Authorization: Bearer` (401 without,
