@@ -91,7 +91,7 @@ class TokenValidator:
         return data
 
     def forget(self) -> None:
-        """Drop every cached token (for measuring the cost of a full validation)."""
+        """Drop every cached token: the next validation of each is a full one."""
         with self._lock:
             self._cache.clear()
 
