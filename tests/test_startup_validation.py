@@ -89,6 +89,14 @@ def test_config_sites_are_checked_as_site_add_does(
     assert not data_dir.exists()
 
 
+def test_a_command_line_that_cannot_be_used_creates_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    proc = run("up", "--data-dir", str(data_dir), "--site-name", "edge")
+    assert_one_error(proc, "add --site-mode")
+    assert_one_error(run("up", "--data-dir", str(data_dir), "--host", "no such host!"), "host")
+    assert not data_dir.exists()
+
+
 def test_worker_and_migrate_check_the_config_too(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"sites": [{"name": "a"}, {"name": "a"}]})
     for command in ("worker", "migrate"):

@@ -123,18 +123,13 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _load(
-    data_dir: Path, config_file: Path | None, *, needs_data_dir: bool = True, **overrides: Any
-) -> Config:
-    """The checked config, and its data dir made usable (unless `needs_data_dir` is
-    False and the database is not the data dir's SQLite): ConfigError otherwise."""
+def _load(data_dir: Path, config_file: Path | None, **overrides: Any) -> Config:
+    """The checked config (ConfigError); the caller then makes its data dir usable
+    (`prepare_data_dir`) when it needs one, as the last check before starting."""
     data_dir = data_dir.expanduser().resolve()
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"Config file {config_file} does not exist.")
-    config = load_config(data_dir, config_file, **overrides)
-    if needs_data_dir or config.database is None:
-        prepare_data_dir(config.data_dir)
-    return config
+    return load_config(data_dir, config_file, **overrides)
 
 
 def _take_pidfile(data_dir: Path) -> Path:
@@ -250,6 +245,7 @@ def up(
     )
     if site_name is not None and not config.site_mode:
         raise ConfigError("--site-name names the one site of --site-mode; add --site-mode.")
+    prepare_data_dir(config.data_dir)
     pidfile = _take_pidfile(config.data_dir)
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -363,6 +359,7 @@ def worker(
 
     _setup_logging(log_level)
     config = _load(data_dir, config_file, database=database, workers=workers)
+    prepare_data_dir(config.data_dir)  # embedded sites keep their state there
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -396,7 +393,9 @@ def migrate(
     """Bring the database schema to the newest revision (idempotent)."""
     from isthmus.store.db import Database
 
-    config = _load(data_dir, config_file, needs_data_dir=False, database=database)
+    config = _load(data_dir, config_file, database=database)
+    if config.database is None:  # the data dir's SQLite
+        prepare_data_dir(config.data_dir)
     if config.database is None:  # the default SQLite file in the data dir: private at once
         from isthmus.private_files import secure_data_dir
 
