@@ -2,7 +2,7 @@
 authenticated (AES-128-CBC + HMAC-SHA256, `cryptography`'s MultiFernet) under the
 keys of `token_keys.KeyRepository`, so a holder can neither read nor change it.
 
-Payload (big-endian, 42 bytes for uuid-hex ids; Fernet makes a ~180-character token):
+Payload (big-endian; 68 bytes for uuid-hex ids, which Fernet makes a 184-character token):
 
     version   1 byte   PAYLOAD_VERSION
     methods   1 byte   bit set of METHOD_BITS (password, token)

@@ -10,6 +10,10 @@
   it in its own transaction, so the bump commits with the change;
 - `revoked(user, project, issued_at)` says whether an event kills a token.
 
+Times are the wall clocks of the processes that issue tokens and record events:
+hosts sharing a database need synchronised clocks (NTP), or a token issued
+within their skew of an event may be judged on the wrong side of it.
+
 Events older than the longest lifetime a token may be given
 (`LONGEST_TOKEN_LIFETIME`) can match no live token; they are dropped when new
 ones are written.
