@@ -224,13 +224,6 @@ def up(
     and <data-dir>/clouds.yaml. With --site-mode it gets exactly one embedded site
     (--site-name, default `local`) instead. Stops cleanly on SIGINT/SIGTERM.
     """
-    import uvicorn
-
-    from isthmus.api.app import create_app
-    from isthmus.api.metrics import MetricsListener
-    from isthmus.clouds import write_clouds_yaml
-    from isthmus.service import Service
-
     _setup_logging(log_level)
     config = _load(
         data_dir,
@@ -246,6 +239,14 @@ def up(
     if site_name is not None and not config.site_mode:
         raise ConfigError("--site-name names the one site of --site-mode; add --site-mode.")
     prepare_data_dir(config.data_dir)
+    # the heavy imports only once the configuration is known to be usable
+    import uvicorn
+
+    from isthmus.api.app import create_app
+    from isthmus.api.metrics import MetricsListener
+    from isthmus.clouds import write_clouds_yaml
+    from isthmus.service import Service
+
     pidfile = _take_pidfile(config.data_dir)
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -353,13 +354,13 @@ def worker(
     For more workers on a PostgreSQL database that `isthmus up` (or `isthmus migrate`)
     set up. Embedded sites keep their state under the data dir: share it with `up`.
     """
+    _setup_logging(log_level)
+    config = _load(data_dir, config_file, database=database, workers=workers)
+    prepare_data_dir(config.data_dir)  # embedded sites keep their state there
     from sqlalchemy import inspect
 
     from isthmus.service import Service
 
-    _setup_logging(log_level)
-    config = _load(data_dir, config_file, database=database, workers=workers)
-    prepare_data_dir(config.data_dir)  # embedded sites keep their state there
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
