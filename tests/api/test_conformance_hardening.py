@@ -119,6 +119,11 @@ def test_port_accepts_neutron_spellings_and_admin_changes_mac(cloud: Cloud) -> N
         assert answer.status_code == 201, answer.text
         macs.append(answer.json()["port"]["mac_address"])
     assert macs == ["fa:16:3e:0a:0b:0c", "fa:16:3e:0a:0b:0d", "02:00:00:00:00:01"]
+    # filters take any spelling Neutron accepts
+    listed = cloud.client.get(
+        "/network/v2.0/ports?mac_address=FA16.3E0A.0B0C&mac_address=nonsense", headers=cloud.demo
+    )
+    assert [p["mac_address"] for p in listed.json()["ports"]] == ["fa:16:3e:0a:0b:0c"]
     port = cloud.client.get("/network/v2.0/ports?mac_address=02:00:00:00:00:01", headers=cloud.demo)
     port_id = port.json()["ports"][0]["id"]
     path = f"/network/v2.0/ports/{port_id}"

@@ -222,8 +222,14 @@ def _fixed_ip_matcher(body: dict[str, Any], wanted: list[str]) -> bool:
     return False
 
 
+def _mac_matcher(body: dict[str, Any], wanted: list[str]) -> bool:
+    """Neutron compares MAC filters in its own spelling (any accepted form matches)."""
+    return body.get("mac_address") in {ipam.filter_mac(value) for value in wanted}
+
+
 _MATCHERS = {
     "fixed_ips": _fixed_ip_matcher,
+    "mac_address": _mac_matcher,
     "ip_address": lambda b, w: _fixed_ip_matcher(b, [f"ip_address={v}" for v in w]),
     "subnet_id": lambda b, w: _fixed_ip_matcher(b, [f"subnet_id={v}" for v in w]),
 }

@@ -176,6 +176,15 @@ def normalize_mac(mac: Any) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
+def filter_mac(value: str) -> str:
+    """A MAC filter value in the stored spelling, or as given (lowercased) when it is no
+    port MAC at all (it then matches nothing), as Neutron sanitizes filters."""
+    try:
+        return normalize_mac(value)
+    except BadRequest:
+        return value.lower()
+
+
 def random_mac(rng: random.Random | None = None) -> str:
     """A fresh port MAC under OpenStack's prefix; a unicast address by construction
     (the prefix's first octet is even, and normalize_mac checks the whole of it)."""
