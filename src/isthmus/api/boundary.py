@@ -5,15 +5,17 @@ What is refused, with 400 in the service's error shape (api/errors.error_body) a
 the field named ("Invalid input for field/attribute network.name: ..."), before
 anything is read from or written to the store:
 
-- a JSON body (any content type containing "json", e.g. Glance's
-  application/openstack-images-v2.1-json-patch, or none at all on POST/PUT/PATCH)
-  that is not UTF-8 JSON, nests deeper than MAX_DEPTH, holds NaN/Infinity (also
+- a JSON body of a POST, PUT, PATCH or DELETE (any content type containing "json",
+  e.g. Glance's application/openstack-images-v2.1-json-patch, or none at all except
+  on DELETE, as FastAPI then parses JSON too) that is not UTF-8 JSON, nests deeper than MAX_DEPTH, holds NaN/Infinity (also
   as 1e400) or an integer outside 64 bits (no column can hold them);
 - anywhere in such a body (keys and values): a lone UTF-16 surrogate (JSON
   "\\ud800": no response or database can encode it) and NUL (PostgreSQL text
   cannot hold it);
 - in names (`name`, `display_name`, Glance's `/name` patch): control characters,
-  Unicode category Cc (C0, DEL, C1), which Nova and Cinder refuse in names;
+  Unicode category Cc (C0 with tab and newline, DEL, C1), which Nova and Cinder
+  refuse in names (their `_is_printable`); Isthmus refuses them in every service's
+  names, one rule (descriptions and other text may hold tabs and newlines);
 - lengths OpenStack enforces (LENGTH_LIMITS): names 255 (Keystone project and
   domain names 64), descriptions 255 (Nova, Neutron, Cinder), Nova/Cinder metadata
   keys and values 255, Neutron and Glance tags 255;
@@ -31,8 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
@@ -55,7 +56,7 @@ _FORBIDDEN_ANYWHERE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 NAME_FIELDS = frozenset({"name", "display_name"})
 METADATA_FIELDS = frozenset({"metadata"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # a GET body is never read
 
 # service path prefix -> field -> longest value OpenStack accepts
 LENGTH_LIMITS: dict[str, dict[str, int]] = {
@@ -138,12 +139,11 @@ def _is_image_data(path: str) -> bool:
 
 def _carries_json(scope: Any) -> bool:
     """Whether the request's body is JSON the application will parse."""
-    if _is_image_data(scope.get("path", "")):
+    method = str(scope.get("method", "")).upper()
+    if method not in _BODY_METHODS or _is_image_data(scope.get("path", "")):
         return False
     content_type = _header(scope, b"content-type").lower()
-    if content_type:
-        return "json" in content_type
-    return str(scope.get("method", "")).upper() in _BODY_METHODS  # FastAPI parses these as JSON
+    return "json" in content_type if content_type else method != "DELETE"  # FastAPI: JSON
 
 
 async def _read_body(scope: Any, receive: Any) -> bytes:
@@ -240,14 +240,17 @@ def _limits(path: str) -> dict[str, int]:
 
 def check_body(path: str, body: Any) -> None:
     """400 naming the first field of `body` the boundary refuses (module docstring)."""
-    limits = _limits(path)
-    metadata_limit = METADATA_LIMIT if path.startswith(_METADATA_SERVICES) else None
+    rules = _Rules(_limits(path), METADATA_LIMIT if path.startswith(_METADATA_SERVICES) else None)
     parts: list[tuple[tuple[str, ...], Any]] = [((), body)]
     if path.startswith("/image/") and isinstance(body, list):
         parts = _patch_targets(body)
     for where, value in parts:
-        for field, item, role in _walk(value, where, len(where)):
-            _check_text(field, item, role, limits, metadata_limit)
+        _check(value, where, len(where), rules)
+
+
+class _Rules(NamedTuple):
+    limits: dict[str, int]  # field -> longest value (LENGTH_LIMITS of the service)
+    metadata_limit: int | None  # keys and values of a `metadata` map
 
 
 def _patch_targets(operations: list[Any]) -> list[tuple[tuple[str, ...], Any]]:
@@ -270,29 +273,30 @@ def _patch_targets(operations: list[Any]) -> list[tuple[tuple[str, ...], Any]]:
     return [((), rest), *parts]
 
 
-def _walk(value: Any, where: tuple[str, ...], depth: int) -> Iterator[tuple[str, Any, str]]:
-    """(field, value, role) of every scalar and key under `value`; role is "key",
-    "value" or "metadata" (an entry of a metadata map, checked with its limit)."""
+def _check(value: Any, where: tuple[str, ...], depth: int, rules: _Rules) -> None:
+    """Check every key and scalar under `value` (at field path `where`): a key, an
+    entry of a metadata map or a tag has its own role and limit."""
     if depth > MAX_DEPTH:
         raise InvalidInput(f"Malformed request body: nested deeper than {MAX_DEPTH}.")
     if isinstance(value, dict):
         in_metadata = bool(where) and where[-1] in METADATA_FIELDS
         for key, item in value.items():
             inner = (*where, key)
-            yield _dotted(inner), key, "metadata-key" if in_metadata else "key"
+            _check_text(inner, key, "metadata-key" if in_metadata else "key", rules)
             if in_metadata and not isinstance(item, dict | list):
-                yield _dotted(inner), item, "metadata"
+                _check_text(inner, item, "metadata", rules)
             else:
-                yield from _walk(item, inner, depth + 1)
+                _check(item, inner, depth + 1, rules)
     elif isinstance(value, list):
+        tags = bool(where) and where[-1] == "tags"
         for index, item in enumerate(value):
-            role_where = (*where, str(index))
-            if where and where[-1] == "tags" and isinstance(item, str):
-                yield _dotted(role_where), item, "tag"
+            inner = (*where, str(index))
+            if tags and isinstance(item, str):
+                _check_text(inner, item, "tag", rules)
             else:
-                yield from _walk(item, role_where, depth + 1)
+                _check(item, inner, depth + 1, rules)
     else:
-        yield _dotted(where) or "body", value, "value"
+        _check_text(where, value, "value", rules)
 
 
 def _dotted(where: tuple[str, ...]) -> str:
@@ -307,22 +311,20 @@ def _printable(part: str) -> str:
     return part if len(part) <= 64 else f"{part[:61]}..."
 
 
-def _invalid(field: str, reason: str) -> InvalidInput:
-    return InvalidInput(f"Invalid input for field/attribute {field}: {reason}")
+def _invalid(where: tuple[str, ...], reason: str) -> InvalidInput:
+    return InvalidInput(f"Invalid input for field/attribute {_dotted(where) or 'body'}: {reason}")
 
 
-def _check_text(
-    field: str, value: Any, role: str, limits: dict[str, int], metadata_limit: int | None
-) -> None:
+def _check_text(where: tuple[str, ...], value: Any, role: str, rules: _Rules) -> None:
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int):
         if not INT_MIN <= value <= INT_MAX:
-            raise _invalid(field, f"{value} is out of range.")
+            raise _invalid(where, f"{value} is out of range.")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _invalid(field, f"{value} is out of range.")
+            raise _invalid(where, f"{value} is out of range.")
         return
     if not isinstance(value, str):
         return
@@ -330,26 +332,25 @@ def _check_text(
     found = _FORBIDDEN_ANYWHERE.search(value)
     if found:
         if found.group() == "\x00":
-            raise _invalid(field, f"{what} contains a NUL character.")
-        raise _invalid(field, f"{what} is not valid Unicode (a lone UTF-16 surrogate).")
-    last = field.rsplit(".", 1)[-1]
+            raise _invalid(where, f"{what} contains a NUL character.")
+        raise _invalid(where, f"{what} is not valid Unicode (a lone UTF-16 surrogate).")
     if role == "tag":
-        limit = limits.get("tags")
+        limit = rules.limits.get("tags")
     elif role.startswith("metadata"):
-        limit = metadata_limit
-    elif role == "value":
-        limit = limits.get(last)
-        if last in NAME_FIELDS:
-            _check_name(field, value)
+        limit = rules.metadata_limit
+    elif role == "value" and where:
+        limit = rules.limits.get(where[-1])
+        if where[-1] in NAME_FIELDS:
+            _check_name(where, value)
     else:
         limit = None
     if limit is not None and len(value) > limit:
-        raise _invalid(field, f"{what} is longer than {limit} characters.")
+        raise _invalid(where, f"{what} is longer than {limit} characters.")
 
 
-def _check_name(field: str, value: str) -> None:
+def _check_name(where: tuple[str, ...], value: str) -> None:
     control = _CONTROL.search(value)
     if control:
         raise _invalid(
-            field, f"a name may not contain control characters (U+{ord(control.group()):04X})."
+            where, f"a name may not contain control characters (U+{ord(control.group()):04X})."
         )

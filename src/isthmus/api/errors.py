@@ -46,6 +46,8 @@ TITLES = {
 
 
 def error_body(path: str, status: int, message: str, error_type: str | None = None) -> Any:
+    # a message may echo input; never let an unencodable character break the answer
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     if path.startswith(("/compute", "/volume")):
         return {NOVA_KEYS.get(status, "computeFault"): {"message": message, "code": status}}
     if path.startswith("/network"):
