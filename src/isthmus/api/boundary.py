@@ -7,8 +7,9 @@ anything is read from or written to the store:
 
 - a JSON body of a POST, PUT, PATCH or DELETE (any content type containing "json",
   e.g. Glance's application/openstack-images-v2.1-json-patch, or none at all except
-  on DELETE, as FastAPI then parses JSON too) that is not UTF-8 JSON, nests deeper than MAX_DEPTH, holds NaN/Infinity (also
-  as 1e400) or an integer outside 64 bits (no column can hold them);
+  on DELETE, as FastAPI then parses JSON too) that is not UTF-8 JSON, nests deeper
+  than MAX_DEPTH, holds NaN/Infinity (also as 1e400) or an integer outside 64 bits
+  (no column can hold them);
 - anywhere in such a body (keys and values): a lone UTF-16 surrogate (JSON
   "\\ud800": no response or database can encode it) and NUL (PostgreSQL text
   cannot hold it);
