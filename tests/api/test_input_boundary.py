@@ -371,7 +371,9 @@ def test_an_unexpected_error_is_a_500_on_a_connection_that_stays_open(
             request_id = failed.headers["X-OpenStack-Request-Id"]
             errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
             assert len(errors) == 1, [r.getMessage() for r in errors]
-            assert errors[0].getMessage().startswith(request_id), errors[0].getMessage()
+            line = errors[0].getMessage()
+            assert line.startswith(f"{request_id} GET /network/v2.0/networks failed: "), line
+            assert "\n" not in line and errors[0].exc_info is None, line
             after = client.get("/volume/v3/volumes", headers={"Connection": "keep-alive"})
             assert after.status_code == 200, after.text
             same = after.extensions["network_stream"].get_extra_info("client_addr")

@@ -3,12 +3,14 @@ service uses (Nova/Cinder `{"itemNotFound": {...}}`, Neutron `{"NeutronError":
 {...}}`, Keystone `{"error": {...}}`). Bad input never reaches the store: pydantic
 validation errors become 400 with the field named (text itself is checked earlier, in
 api/boundary.py). Anything unexpected becomes a 500 in UnexpectedErrorMiddleware,
-which keeps the connection open and logs one record with the request id."""
+which keeps the connection open and logs one line with the request id."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -133,10 +135,26 @@ UNEXPECTED_MESSAGE = (
 )
 
 
+def one_line(exc: BaseException) -> str:
+    """`Type: message (at module.py:line in function)` on one line: the innermost
+    frame of Isthmus's own code, the message's whitespace folded and cut."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [frame for frame in frames if f"{os.sep}isthmus{os.sep}" in frame.filename]
+    where = ""
+    if ours or frames:
+        frame = (ours or frames)[-1]
+        where = f" (at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name})"
+    message = " ".join(str(exc).split())
+    if len(message) > 300:
+        message = f"{message[:297]}..."
+    return f"{type(exc).__name__}: {message}{where}"
+
+
 class UnexpectedErrorMiddleware:
     """Any exception a handler did not turn into an answer becomes the service's 500
-    body here, with one log record naming the request id (set by api/app.py's
-    RequestIdMiddleware in `scope["state"]["request_id"]`). Answering here, below
+    body here, with one log line at ERROR naming the request id (set by api/app.py's
+    RequestIdMiddleware in `scope["state"]["request_id"]`) and where it failed; the
+    traceback follows at DEBUG. Answering here, below
     Starlette's ServerErrorMiddleware (which re-raises after answering, so uvicorn
     would drop the connection), keeps a keep-alive connection usable. The handler's
     transaction was already rolled back by `service.db.session()`. Only when the
@@ -163,14 +181,9 @@ class UnexpectedErrorMiddleware:
             path = scope.get("path", "")
             request_id = scope.get("state", {}).get("request_id", "req-unknown")
             log.error(
-                "%s %s %s failed: %s: %s",
-                request_id,
-                scope.get("method", ""),
-                path,
-                type(exc).__name__,
-                exc,
-                exc_info=exc,
+                "%s %s %s failed: %s", request_id, scope.get("method", ""), path, one_line(exc)
             )
+            log.debug("%s traceback", request_id, exc_info=exc)
             if started:
                 raise
             payload = json.dumps(
