@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from isthmus.model import ipam
-from isthmus.store.tables import MacAllocation, Resource
+from isthmus.store.tables import MacAllocation, Resource, Site
 from tests.support import Cloud, project_id
 
 V3 = "/volume/v3"
@@ -250,3 +250,17 @@ def test_metrics_document_names_its_text_and_its_refusals(cloud: Cloud) -> None:
     assert answer.headers["content-type"].startswith("text/plain")
     refused = cloud.client.get("/metrics", headers=cloud.demo)
     assert refused.status_code == 403 and "error" in refused.json()
+
+
+def test_site_config_integers_written_as_floats_are_integers(cloud: Cloud) -> None:
+    """JSON Schema's integer includes 4.0; the server takes it as the document says."""
+    body = {"name": "whole", "config": {"vcpus": 4.0, "disk_gb": 10}}
+    answer = cloud.client.post("/isthmus/v1/sites", headers=cloud.admin, json=body)
+    assert answer.status_code == 201, answer.text
+    with cloud.service.db.read() as session:
+        site = session.get(Site, "whole")
+        assert site is not None
+        config = dict(site.config)
+    assert config["vcpus"] == 4 and isinstance(config["vcpus"], int)
+    half = {"name": "half", "config": {"vcpus": 4.5}}
+    assert cloud.client.post("/isthmus/v1/sites", headers=cloud.admin, json=half).status_code == 400

@@ -229,6 +229,71 @@ def test_schemathesis_over_the_openapi_document(service_under_test: Cloud) -> No
         assert answer.status_code == 200, f"{path}: {answer.text}"
 
 
+@pytest.mark.slow
+def test_stateful_site_lifecycle(service_under_test: Cloud) -> None:
+    """Schemathesis' stateful phase over the site operations, following the links the
+    document declares on an added site (show, update, down, up, remove): sequences of
+    up to six calls, no 5xx and conforming answers. Schemathesis also links the site
+    list to removal, so the fixture's own (empty) sites may go within a sequence; each
+    sequence starts again from them. `directory` and `data_plane` are never sent (see
+    the module docstring)."""
+    cloud = service_under_test
+    schema = schemathesis.openapi.from_asgi("/isthmus/v1/openapi.json", cloud.client.app)
+    sites = schema.include(path_regex="^/isthmus/v1/sites")
+    base_sites = [site.name for site in cloud.service.config.sites]
+    steps: collections.Counter[tuple[str, int]] = collections.Counter()
+
+    @sites.hook
+    def filter_body(context: Any, body: Any) -> bool:
+        return _keep_site_config_safe(_Body(body))
+
+    class Lifecycle(sites.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            """Every sequence starts from the same sites (Hypothesis replays sequences and
+            needs the service to answer them alike): exactly the fixture's, up and enabled."""
+            _reset_sites(cloud, base_sites)
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": dict(cloud.admin)}
+
+        def after_call(self, response: Any, case: Any) -> None:
+            steps[(f"{case.method} {case.operation.path}", response.status_code)] += 1
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Lifecycle.run(
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    followed = {label for (label, status) in steps if "{name}" in label and status < 300}
+    assert len(followed) >= 3, steps  # links from an added site were followed
+    assert cloud.client.get("/isthmus/v1/sites", headers=cloud.admin).status_code == 200
+
+
+def _reset_sites(cloud: Cloud, names: list[str]) -> None:
+    admin = "/isthmus/v1/sites"
+    present = {s["name"] for s in cloud.client.get(admin, headers=cloud.admin).json()["sites"]}
+    for name in present - set(names):
+        cloud.client.delete(f"{admin}/{name}?force=true", headers=cloud.admin)
+    for name in names:
+        if name not in present:
+            cloud.client.post(admin, headers=cloud.admin, json={"name": name})
+        cloud.client.post(f"{admin}/{name}/up", headers=cloud.admin)
+        cloud.client.patch(f"{admin}/{name}", headers=cloud.admin, json={"enabled": True})
+
+
+class _Body:
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+
 def test_held_back_site_config_is_recognised() -> None:
     """The filter above really removes what it says (so a rename cannot silently let
     `directory` through)."""
@@ -236,11 +301,7 @@ def test_held_back_site_config_is_recognised() -> None:
 
     assert set(HELD_BACK_SITE_CONFIG) <= set(DRIVER_CONFIG["local"])
 
-    class Case:
-        def __init__(self, body: Any) -> None:
-            self.body = body
-
-    assert not _keep_site_config_safe(Case({"name": "x", "config": {"directory": "/"}}))
-    assert not _keep_site_config_safe(Case({"config": {"data_plane": True}}))
-    assert _keep_site_config_safe(Case({"name": "x", "config": {"vcpus": 1}}))
-    assert _keep_site_config_safe(Case(None))
+    assert not _keep_site_config_safe(_Body({"name": "x", "config": {"directory": "/"}}))
+    assert not _keep_site_config_safe(_Body({"config": {"data_plane": True}}))
+    assert _keep_site_config_safe(_Body({"name": "x", "config": {"vcpus": 1}}))
+    assert _keep_site_config_safe(_Body(None))

@@ -28,6 +28,7 @@ from isthmus import __version__
 from isthmus.api import admin_fabric, metrics
 from isthmus.api.admin_models import (
     ERRORS,
+    SITE_LINKS,
     BindingView,
     CopyProgressView,
     ForeignObjects,
@@ -234,7 +235,11 @@ def list_sites(request: Request, ctx: RequestContext = Depends(admin_context)) -
 
 
 @admin.post(
-    "/sites", response_model=SiteEnvelope, status_code=201, summary="Add a site and check it"
+    "/sites",
+    response_model=SiteEnvelope,
+    status_code=201,
+    summary="Add a site and check it",
+    responses={201: {"links": SITE_LINKS}},
 )
 def add_site(
     request: Request, body: SiteCreate, ctx: RequestContext = Depends(admin_context)

@@ -107,6 +107,24 @@ def _site_update_schema(schema: dict[str, Any]) -> None:
     schema["properties"]["enabled"]["type"] = "boolean"
 
 
+def _site_link(path: str, method: str) -> dict[str, Any]:
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method}",
+        "parameters": {"name": "$response.body#/site/name"},
+    }
+
+
+# OpenAPI links of an added site: what a client (or a stateful fuzzer) may do next
+SITE_LINKS = {
+    "ShowSite": _site_link("/isthmus/v1/sites/{name}", "get"),
+    "UpdateSite": _site_link("/isthmus/v1/sites/{name}", "patch"),
+    "TakeSiteDown": _site_link("/isthmus/v1/sites/{name}/down", "post"),
+    "BringSiteUp": _site_link("/isthmus/v1/sites/{name}/up", "post"),
+    "RemoveSite": _site_link("/isthmus/v1/sites/{name}", "delete"),
+}
+
+
 class SiteUpdate(BaseModel):
     """Fields of a site an operator may change."""
 

@@ -70,7 +70,8 @@ def check_driver(driver: object) -> str:
 
 def check_driver_config(driver: str, config: object) -> dict[str, Any]:
     """`config` if it holds only keys `driver` knows, each of its type, none negative,
-    and every key the driver needs."""
+    and every key the driver needs. A whole number written as a float (`4.0`) is an
+    integer, as in JSON Schema: it is stored in `config` as the int."""
     if not isinstance(config, dict):
         raise BadRequest(f"The config of a {driver!r} site must be a mapping, not {config!r}.")
     allowed = DRIVER_CONFIG.get(driver, {})
@@ -80,13 +81,15 @@ def check_driver_config(driver: str, config: object) -> dict[str, Any]:
             f"Driver {driver!r} needs config key(s) {', '.join(missing)}"
             " (e.g. the cloud's name in a clouds.yaml file on the Isthmus server)."
         )
-    for key, value in config.items():
+    for key, value in list(config.items()):
         if key not in allowed:
             raise BadRequest(
                 f"Unknown config key {key!r} for driver {driver!r};"
                 f" known keys: {', '.join(sorted(allowed)) or 'none'}."
             )
         types = allowed[key]
+        if isinstance(value, float) and value.is_integer() and float not in types and int in types:
+            value = config[key] = int(value)
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             names = " or ".join(t.__name__ for t in types)
             raise BadRequest(f"Config key {key!r} must be {names}, not {value!r}.")
