@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from isthmus.engine.queue import enqueue
+from isthmus.sites.base import ImageSpec
 from isthmus.sites.local import LocalDriver
 from isthmus.store.tables import Binding, Resource, Site, Work
 from tests.fixtures.isthmus_process import ISTHMUS, clean_env
@@ -200,3 +201,34 @@ def test_cli_site_remove_refuses_then_forces(live_cloud: Cloud) -> None:
     assert "removed (forced)" in forced.stdout
     with live_cloud.service.db.read() as session:
         assert session.get(Site, "site-c") is None
+
+
+def test_removal_keeps_what_the_site_did_not_make_in_a_configured_directory(
+    cloud: Cloud, tmp_path: Any
+) -> None:
+    """A `directory` an operator points a site at may hold other files, even an
+    `images` folder: removal takes only the site's own state and image copies."""
+    directory = tmp_path / "operator-dir"
+    (directory / "images").mkdir(parents=True)
+    theirs = directory / "images" / "operator-file.raw"
+    theirs.write_bytes(b"not Isthmus'")
+    added = cloud.client.post(
+        f"{API}/sites",
+        headers=cloud.admin,
+        json={"name": "site-e", "driver": "local", "config": {"directory": str(directory)}},
+    )
+    assert added.status_code == 201, added.text
+    server_in(cloud, "site-e")
+    driver = cloud.service.sites.get("site-e")
+    assert isinstance(driver, LocalDriver)
+    source = tmp_path / "image.raw"
+    source.write_bytes(b"image bytes")
+    driver.ensure(ImageSpec(isthmus_id="img-1", name="img", data_path=str(source)))
+    copies = [p for p in (directory / "images").iterdir() if p != theirs]
+    assert copies, "the image copy the server needed is in the site's images folder"
+
+    removed = cloud.client.delete(f"{API}/sites/site-e?force=true", headers=cloud.admin)
+    assert removed.status_code == 204, removed.text
+    assert theirs.read_bytes() == b"not Isthmus'"
+    assert not any(p.exists() for p in copies)
+    assert not (directory / "state.db").exists()

@@ -21,7 +21,6 @@ lists them, `inventory()` leaves them out, and they still take capacity.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 import time
 from dataclasses import asdict
@@ -185,11 +184,15 @@ class LocalDriver:
                 with self._plumbing_lock:
                     self.plumbing.retire()
         finally:  # the removal stands either way (registry.retire logs a failure)
+            images = self.directory / "images"
+            for obj in self.state.list():  # only the copies this site made: a configured
+                if obj.kind == "image":  # `directory` may hold an operator's own files
+                    (images / obj.site_id).unlink(missing_ok=True)
             self.state.destroy()
             self._down_flag.unlink(missing_ok=True)
-            shutil.rmtree(self.directory / "images", ignore_errors=True)
-            with contextlib.suppress(OSError):  # not empty: what is left is not ours
-                self.directory.rmdir()
+            for path in (images, self.directory):
+                with contextlib.suppress(OSError):  # not empty: what is left is not ours
+                    path.rmdir()
 
     def close(self) -> None:
         self.state.close()
