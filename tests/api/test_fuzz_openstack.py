@@ -149,7 +149,11 @@ Request = tuple[str, str, Any, str]  # method, path, body (JSON value or raw byt
 def op(
     method: str, path: str, body: st.SearchStrategy[Any], ctype: str = "application/json"
 ) -> st.SearchStrategy[Request]:
-    return st.tuples(st.just(method), st.just(path), body, st.just(ctype))
+    """One request; now and then with another content type, or none at all."""
+    others = st.sampled_from(["", "text/plain", "application/x-www-form-urlencoded"])
+    return st.tuples(
+        st.just(method), st.just(path), body, weighted((12, st.just(ctype)), (1, others))
+    )
 
 
 plain = st.text(st.characters(categories=("L", "N", "P", "Zs", "So")), max_size=30)
@@ -166,7 +170,7 @@ tags = st.lists(plain, max_size=3)
 def send(cloud: Cloud, request: Request, auth: dict[str, str]) -> httpx.Response:
     method, path, body, ctype = request
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {**auth, "Content-Type": ctype}
+    headers = {**auth, "Content-Type": ctype} if ctype else dict(auth)
     return cloud.client.request(method, path, content=content, headers=headers)
 
 
