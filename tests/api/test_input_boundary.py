@@ -404,3 +404,39 @@ def test_identity_bodies_of_the_wrong_shape_or_a_taken_name_are_4xx(quiet_cloud:
         response = send(cloud, "POST", f"{K}/auth/tokens", auth)
         assert response.status_code == 400, (password, response.text)
     assert difference(before, snapshot(cloud.service)) == ""
+
+
+def test_a_handler_failing_mid_write_leaves_nothing_behind(
+    quiet_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injected by monkeypatching, in this process only: the last step of a
+    server create (after placement claimed capacity, its port took an address and a
+    MAC and the server row was added) and of a volume create fails unexpectedly. The
+    answer is the service's 500 and the store is exactly as before."""
+    cloud = quiet_cloud
+    ids = resources(cloud)
+    flavor = cloud.client.get("/compute/v2.1/flavors", headers=cloud.admin).json()["flavors"][0]
+    images = cloud.client.get("/image/v2/images", headers=cloud.admin).json()["images"]
+    active = next(image["id"] for image in images if image["status"] == "active")
+
+    def broken_enqueue(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr("isthmus.api.compute_create.enqueue", broken_enqueue)
+    monkeypatch.setattr("isthmus.api.volume.enqueue", broken_enqueue)
+    before = snapshot(cloud.service)
+    server = {
+        "name": "half",
+        "imageRef": active,
+        "flavorRef": flavor["id"],
+        "networks": [{"uuid": ids["net"]}],
+    }
+    for path, body, key in (
+        ("/compute/v2.1/servers", {"server": server}, "computeFault"),
+        ("/volume/v3/volumes", {"volume": {"size": 1, "name": "half"}}, "computeFault"),
+    ):
+        response = send(cloud, "POST", path, body)
+        assert response.status_code == 500, response.text
+        assert key in response.json()
+        assert difference(before, snapshot(cloud.service)) == "", path
+    assert_lists_answer(cloud)
