@@ -270,6 +270,13 @@ def test_lengths_are_refused_with_the_field_named(quiet_cloud: Cloud) -> None:
     cases: list[tuple[str, str, Any, str]] = [
         ("POST", "/identity/v3/projects", {"project": {"name": "p" * 65}}, "project.name"),
         ("POST", "/identity/v3/users", {"user": {"name": "u" * 256}}, "user.name"),
+        ("POST", "/identity/v3/users", {"user": {"name": "u", "email": "e" * 256}}, "user.email"),
+        (
+            "POST",
+            "/identity/v3/projects",
+            {"project": {"name": "p", "domain_id": "d" * 65}},
+            "project.domain_id",
+        ),
         (
             "POST",
             "/network/v2.0/networks",
@@ -440,3 +447,25 @@ def test_a_handler_failing_mid_write_leaves_nothing_behind(
         assert key in response.json()
         assert difference(before, snapshot(cloud.service)) == "", path
     assert_lists_answer(cloud)
+
+
+def test_a_multiple_create_with_a_255_character_name_fits_the_column(
+    quiet_cloud: Cloud,
+) -> None:
+    """Found by the fuzzer on PostgreSQL: `<name>-<n>` of a 255-character name was 257
+    characters, a 500 there (SQLite does not check lengths)."""
+    cloud = quiet_cloud
+    flavor = cloud.client.get("/compute/v2.1/flavors", headers=cloud.admin).json()["flavors"][0]
+    images = cloud.client.get("/image/v2/images", headers=cloud.admin).json()["images"]
+    active = next(image["id"] for image in images if image["status"] == "active")
+    server = {
+        "name": "x" * 255,
+        "imageRef": active,
+        "flavorRef": flavor["id"],
+        "networks": "none",
+        "min_count": 2,
+    }
+    response = send(cloud, "POST", "/compute/v2.1/servers", {"server": server})
+    assert response.status_code == 202, response.text
+    listed = cloud.client.get("/compute/v2.1/servers", headers=cloud.admin).json()["servers"]
+    assert sorted(s["name"] for s in listed) == ["x" * 253 + "-1", "x" * 253 + "-2"]

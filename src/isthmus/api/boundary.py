@@ -19,7 +19,7 @@ anything is read from or written to the store:
   names, one rule (descriptions and other text may hold tabs and newlines);
 - lengths OpenStack enforces (LENGTH_LIMITS): names 255 (Keystone project and
   domain names 64), descriptions 255 (Nova, Neutron, Cinder), Nova/Cinder metadata
-  keys and values 255, Neutron and Glance tags 255;
+  keys and values 255, Neutron and Glance tags 255, Keystone ids in a body 64;
 - a body longer than MAX_BODY_BYTES (413, oslo.middleware's sizelimit, which Nova,
   Neutron, Cinder and Keystone run);
 - NUL or invalid UTF-8 in the (percent-decoded) path or query string.
@@ -65,7 +65,8 @@ LENGTH_LIMITS: dict[str, dict[str, int]] = {
     "/network": {"name": 255, "description": 255, "tags": 255},
     "/volume": {"name": 255, "description": 255, "display_name": 255},
     "/image": {"name": 255, "tags": 255},
-    "/identity": {"name": 255},
+    # Keystone's id_string (64) for the ids a body names; email: the column's 255
+    "/identity": {"name": 255, "domain_id": 64, "default_project_id": 64, "email": 255},
 }
 # Keystone's project and domain names are shorter (keystone/resource/schema.py)
 _KEYSTONE_SHORT_NAMES = ("/identity/v3/projects", "/identity/v3/domains")

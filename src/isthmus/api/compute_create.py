@@ -516,6 +516,13 @@ def _allowed_count(session: Session, project_id: str, request: BootRequest) -> i
     return allowed
 
 
+def _nth_name(name: str, index: int) -> str:
+    """`name-<n>` of the n-th server of a multiple create, cut to fit 255 characters
+    (a 255-character name would otherwise not fit the name column)."""
+    suffix = f"-{index + 1}"
+    return f"{name[: 255 - len(suffix)]}{suffix}"
+
+
 def boot(session: Session, ctx: RequestContext, request: BootRequest) -> list[Resource]:
     """Write the servers (and their ports) of a checked request; returns them."""
     project_id = ctx.project_id
@@ -538,7 +545,7 @@ def boot(session: Session, ctx: RequestContext, request: BootRequest) -> list[Re
             session,
             "server",
             project_id=project_id,
-            name=request.name if count == 1 else f"{request.name}-{index + 1}",
+            name=request.name if count == 1 else _nth_name(request.name, index),
             status="BUILD",
             site=site,
             resource_id=server_id,
