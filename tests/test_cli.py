@@ -17,23 +17,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.isthmus_process import ISTHMUS, Running, clean_env, free_port, start_isthmus
+from tests.fixtures.isthmus_process import (
+    ISTHMUS,
+    Running,
+    clean_env,
+    free_port,
+    run_cli,
+    start_isthmus,
+)
 from tests.fixtures.openstack_cli import openstack_json, run_openstack
 
 pytestmark = pytest.mark.cli
 
 
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`isthmus ARGS...` with a clean environment plus `env`; never raises on exit code."""
-    return subprocess.run(
-        [str(ISTHMUS), *args],
-        env=clean_env(**env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def isthmus(running: Running, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

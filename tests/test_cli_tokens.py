@@ -4,7 +4,6 @@ older tokens stay valid while their key is kept, new tokens use the new primary.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,21 +13,9 @@ import yaml
 from cryptography.fernet import Fernet, InvalidToken
 
 from isthmus.api.token_keys import KeyRepository
-from tests.fixtures.isthmus_process import ISTHMUS, Running, clean_env, start_isthmus
+from tests.fixtures.isthmus_process import Running, password_token, run_cli, start_isthmus
 
 pytestmark = pytest.mark.cli
-
-
-def token_keys(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ISTHMUS), "token-keys", *args],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -42,20 +29,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
 
 def login(running: Running) -> str:
     password = yaml.safe_load((running.data_dir / "secrets.yaml").read_text())["demo"]
-    answer = httpx.post(
-        f"{running.url}/identity/v3/auth/tokens",
-        json={
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {"user": {"name": "demo", "password": password}},
-                },
-                "scope": {"project": {"name": "demo"}},
-            }
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    return answer.headers["X-Subject-Token"]
+    return password_token(running.url, "demo", password)
 
 
 def servers(running: Running, token: str) -> int:
@@ -76,7 +50,7 @@ def test_isthmus_up_keeps_its_files_private(running: Running) -> None:
 def test_rotate_while_the_service_runs(running: Running) -> None:
     keys = running.data_dir / "token-keys"
     old = login(running)
-    rotated = token_keys("rotate", "--data-dir", str(running.data_dir))
+    rotated = run_cli("token-keys", "rotate", "--data-dir", str(running.data_dir))
     assert rotated.returncode == 0, rotated.stderr
     assert f"Primary key is now {keys / '2'}." in rotated.stdout
     assert servers(running, old) == 200
@@ -85,12 +59,14 @@ def test_rotate_while_the_service_runs(running: Running) -> None:
     primary.decrypt(new.encode())
     with pytest.raises(InvalidToken):
         primary.decrypt(old.encode())
-    again = token_keys("rotate", "--data-dir", str(running.data_dir), "--max-active", "3")
+    again = run_cli(
+        "token-keys", "rotate", "--data-dir", str(running.data_dir), "--max-active", "3"
+    )
     assert again.returncode == 0, again.stderr
     assert "Removed keys: 1." in again.stdout
     assert servers(running, old) == 401  # its key is gone: dead without a restart
     assert servers(running, new) == 200
-    listed = token_keys("list", "--data-dir", str(running.data_dir)).stdout.splitlines()
+    listed = run_cli("token-keys", "list", "--data-dir", str(running.data_dir)).stdout.splitlines()
     assert [line.split("\t")[:2] for line in listed] == [
         ["0", "staged"],
         ["2", "secondary"],
@@ -101,25 +77,20 @@ def test_rotate_while_the_service_runs(running: Running) -> None:
 
 
 def test_rotate_says_what_is_wrong(tmp_path: Path) -> None:
-    missing = token_keys("rotate", "--data-dir", str(tmp_path / "nothing"))
+    missing = run_cli("token-keys", "rotate", "--data-dir", str(tmp_path / "nothing"))
     assert missing.returncode == 1
     assert "No token keys in" in missing.stderr and "isthmus up" in missing.stderr
     KeyRepository(tmp_path / "data" / "token-keys").setup()
-    too_few = token_keys("rotate", "--data-dir", str(tmp_path / "data"), "--max-active", "1")
+    too_few = run_cli(
+        "token-keys", "rotate", "--data-dir", str(tmp_path / "data"), "--max-active", "1"
+    )
     assert too_few.returncode == 1
     assert "--max-active must be at least 2" in too_few.stderr
     assert KeyRepository(tmp_path / "data" / "token-keys").indexes() == [0, 1]
 
 
 def test_isthmus_migrate_makes_a_private_database(tmp_path: Path) -> None:
-    migrated = subprocess.run(
-        [str(ISTHMUS), "migrate", "--data-dir", str(tmp_path / "data")],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    migrated = run_cli("migrate", "--data-dir", str(tmp_path / "data"))
     assert migrated.returncode == 0, migrated.stderr
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "data" / "isthmus.db").stat().st_mode & 0o777 == 0o600

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures.isthmus_process import Running, start_isthmus
+from tests.fixtures.isthmus_process import Running, password_token, start_isthmus
 from tests.test_crash_recovery import SITES, _assert_every_object_is_bound, _site_objects
 
 pytestmark = pytest.mark.slow
@@ -33,30 +33,14 @@ CONCURRENCY = 30
 KILL_AFTER = 120  # answers seen before the kill: well inside the run
 
 
-def _token(url: str, user: str, password: str) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": user, "domain": {"id": "default"}, "password": password}
-                },
-            },
-            "scope": {"project": {"name": user, "domain": {"id": "default"}}},
-        }
-    }
-    response = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
-    assert response.status_code == 201, response.text
-    return response.headers["X-Subject-Token"]
-
-
 def _prepare(running: Running, passwords: dict[str, str]) -> tuple[httpx.Client, str, str]:
     """The demo project's client, a network with a subnet, the default image; quotas raised."""
     admin = httpx.Client(
-        headers={"X-Auth-Token": _token(running.url, "admin", passwords["admin"])}, timeout=30
+        headers={"X-Auth-Token": password_token(running.url, "admin", passwords["admin"])},
+        timeout=30,
     )
     demo = httpx.Client(
-        headers={"X-Auth-Token": _token(running.url, "demo", passwords["demo"])}, timeout=60
+        headers={"X-Auth-Token": password_token(running.url, "demo", passwords["demo"])}, timeout=60
     )
     project = demo.get(f"{running.url}/identity/v3/auth/projects").json()["projects"][0]["id"]
     raised = admin.put(
@@ -72,9 +56,9 @@ def _prepare(running: Running, passwords: dict[str, str]) -> tuple[httpx.Client,
         f"{running.url}/network/v2.0/subnets",
         json={"subnet": {"network_id": net["id"], "cidr": "10.77.0.0/22", "ip_version": 4}},
     ).raise_for_status()
-    image = demo.get(
-        f"{running.url}/image/v2/images", params={"name": "isthmus-minimal"}
-    ).json()["images"][0]["id"]
+    image = demo.get(f"{running.url}/image/v2/images", params={"name": "isthmus-minimal"}).json()[
+        "images"
+    ][0]["id"]
     return demo, str(net["id"]), str(image)
 
 
@@ -143,15 +127,13 @@ def test_sigkill_during_300_concurrent_creates_loses_and_invents_nothing(tmp_pat
                 future.result()
         demo.close()
         assert not other, other
-        print(
-            f"\naccepted {len(accepted)}, cut off {len(unanswered)}, refused {len(refused)}"
-        )
+        print(f"\naccepted {len(accepted)}, cut off {len(unanswered)}, refused {len(refused)}")
         assert len(accepted) + len(unanswered) + len(refused) == CREATES
         assert KILL_AFTER <= len(accepted) < CREATES, "the kill did not land mid-run"
 
         restarted = start_isthmus(data_dir, None, "--config", str(config))
         client = httpx.Client(
-            headers={"X-Auth-Token": _token(restarted.url, "demo", passwords["demo"])},
+            headers={"X-Auth-Token": password_token(restarted.url, "demo", passwords["demo"])},
             timeout=60,
         )
         servers: list[dict] = []
@@ -186,9 +168,7 @@ def test_sigkill_during_300_concurrent_creates_loses_and_invents_nothing(tmp_pat
             twins = {key: n for key, n in counts.items() if n > 1}
             assert not twins, f"duplicates in {site}: {twins}"
             in_site = {i for (kind, i) in counts if kind == "server"}
-            assert in_site == {
-                s["id"] for s in servers if s["OS-EXT-AZ:availability_zone"] == site
-            }
+            assert in_site == {s["id"] for s in servers if s["OS-EXT-AZ:availability_zone"] == site}
         _assert_every_object_is_bound(restarted, objects)
     finally:
         running.kill()

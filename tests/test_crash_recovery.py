@@ -22,29 +22,18 @@ from sqlalchemy import select
 
 from isthmus.sites.local import LocalDriver
 from isthmus.store.tables import Binding, Resource
-from tests.fixtures.isthmus_process import ISTHMUS, Running, clean_env, start_isthmus
+from tests.fixtures.isthmus_process import (
+    ISTHMUS,
+    Running,
+    clean_env,
+    password_token,
+    start_isthmus,
+)
 from tests.support import add_network, add_server, make_service, project_id
 
 pytestmark = pytest.mark.slow
 
 SITES = ("site-a", "site-b", "site-c")
-
-
-def _token(url: str, password: str) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": "demo", "domain": {"id": "default"}, "password": password}
-                },
-            },
-            "scope": {"project": {"name": "demo", "domain": {"id": "default"}}},
-        }
-    }
-    response = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
-    assert response.status_code == 201, response.text
-    return response.headers["X-Subject-Token"]
 
 
 def _servers(client: httpx.Client, url: str) -> list[dict]:
@@ -80,7 +69,9 @@ def test_sigkill_mid_provisioning_then_restart_converges(tmp_path: Path) -> None
     restarted: Running | None = None
     try:
         password = yaml.safe_load((data_dir / "secrets.yaml").read_text())["demo"]
-        client = httpx.Client(headers={"X-Auth-Token": _token(running.url, password)}, timeout=30)
+        client = httpx.Client(
+            headers={"X-Auth-Token": password_token(running.url, "demo", password)}, timeout=30
+        )
         net = client.post(
             f"{running.url}/network/v2.0/networks", json={"network": {"name": "crash-net"}}
         ).json()["network"]
@@ -128,7 +119,7 @@ def test_sigkill_mid_provisioning_then_restart_converges(tmp_path: Path) -> None
         assert active_before < 50, "the kill came after provisioning had finished"
 
         restarted = start_isthmus(data_dir, None, "--config", str(config))
-        client.headers["X-Auth-Token"] = _token(restarted.url, password)
+        client.headers["X-Auth-Token"] = password_token(restarted.url, "demo", password)
         deadline = time.monotonic() + 90
         servers: list[dict] = []
         while time.monotonic() < deadline:

@@ -4,7 +4,6 @@ keys, types, secrets never shown, an unreachable cloud reported as down."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from isthmus.errors import BadRequest
 from isthmus.service import Service
 from isthmus.store import repo
 from isthmus.store.tables import Site
-from tests.fixtures.isthmus_process import ISTHMUS, clean_env
+from tests.fixtures.isthmus_process import run_cli
 from tests.support import Cloud, make_service
 
 API = "/isthmus/v1"
@@ -47,15 +46,7 @@ def test_site_mode_refuses_a_data_dir_with_other_sites(tmp_path: Path) -> None:
 
 
 def test_site_name_needs_site_mode(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [str(ISTHMUS), "up", "--data-dir", str(tmp_path / "d"), "--site-name", "x"],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_cli("up", "--data-dir", str(tmp_path / "d"), "--site-name", "x")
     assert proc.returncode == 2  # a command line that cannot be used
     assert "add --site-mode" in proc.stderr
 

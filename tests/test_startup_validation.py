@@ -22,20 +22,8 @@ from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest
 from isthmus.sites.validation import validate_site
 from isthmus.store.tables import Site
-from tests.fixtures.isthmus_process import ISTHMUS, clean_env
+from tests.fixtures.isthmus_process import run_cli
 from tests.support import make_service
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ISTHMUS), *args],
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def assert_one_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
@@ -57,7 +45,7 @@ def write_config(tmp_path: Path, values: dict[str, Any]) -> Path:
 
 def test_port_out_of_range_exits_2_and_serves_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    proc = run("up", "--port", "99999", "--data-dir", str(data_dir))
+    proc = run_cli("up", "--port", "99999", "--data-dir", str(data_dir))
     assert_one_error(proc, "port must be between 1 and 65535, not 99999")
     assert not data_dir.exists()  # nothing was started, not even the data dir
     with socket.socket() as probe:  # 99999 wraps to 34463 in a 16-bit port field
@@ -84,25 +72,25 @@ def test_config_sites_are_checked_as_site_add_does(
 ) -> None:
     config = write_config(tmp_path, {"sites": sites})
     data_dir = tmp_path / "data"
-    proc = run("up", "--data-dir", str(data_dir), "--config", str(config))
+    proc = run_cli("up", "--data-dir", str(data_dir), "--config", str(config))
     assert_one_error(proc, *fragments)
     assert not data_dir.exists()
 
 
 def test_a_command_line_that_cannot_be_used_creates_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    proc = run("up", "--data-dir", str(data_dir), "--site-name", "edge")
+    proc = run_cli("up", "--data-dir", str(data_dir), "--site-name", "edge")
     assert_one_error(proc, "add --site-mode")
-    assert_one_error(run("up", "--data-dir", str(data_dir), "--host", "no such host!"), "host")
+    assert_one_error(run_cli("up", "--data-dir", str(data_dir), "--host", "no such host!"), "host")
     assert not data_dir.exists()
 
 
 def test_worker_and_migrate_check_the_config_too(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"sites": [{"name": "a"}, {"name": "a"}]})
     for command in ("worker", "migrate"):
-        proc = run(command, "--data-dir", str(tmp_path / "data"), "--config", str(config))
+        proc = run_cli(command, "--data-dir", str(tmp_path / "data"), "--config", str(config))
         assert_one_error(proc, "given twice")
-    proc = run("migrate", "--data-dir", str(tmp_path / "data"), "--database", "mysql://h/db")
+    proc = run_cli("migrate", "--data-dir", str(tmp_path / "data"), "--database", "mysql://h/db")
     assert_one_error(proc, "SQLite or PostgreSQL")
 
 
@@ -111,9 +99,9 @@ def test_unusable_data_dir_is_one_error_line(tmp_path: Path) -> None:
     a_file.write_text("not a directory\n")
     # root ignores permission bits, so the unusable cases are made of what no mode
     # changes: a file, a path through a file, and a directory no file can be made in
-    assert_one_error(run("up", "--data-dir", str(a_file)), "is not a directory")
-    assert_one_error(run("up", "--data-dir", str(a_file / "sub")), "Cannot create data dir")
-    assert_one_error(run("worker", "--data-dir", "/proc/self"), "is not writable")
+    assert_one_error(run_cli("up", "--data-dir", str(a_file)), "is not a directory")
+    assert_one_error(run_cli("up", "--data-dir", str(a_file / "sub")), "Cannot create data dir")
+    assert_one_error(run_cli("worker", "--data-dir", "/proc/self"), "is not writable")
 
 
 def test_every_key_is_typed_and_bounded(tmp_path: Path) -> None:

@@ -30,7 +30,13 @@ import yaml
 from isthmus.fabric import capability
 from isthmus.fabric.dataplane import NETNS_DIR, EmbeddedFabric, nsexec
 from isthmus.fabric.frr import FrrSite
-from tests.fixtures.isthmus_process import ISTHMUS, Running, clean_env, start_isthmus
+from tests.fixtures.isthmus_process import (
+    ISTHMUS,
+    Running,
+    clean_env,
+    password_token,
+    start_isthmus,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING = capability.missing()
@@ -74,7 +80,7 @@ class Deployment:
         self.running = start_isthmus(self.data_dir, None, "--config", str(self.config))
         secrets = yaml.safe_load((self.data_dir / "secrets.yaml").read_text())
         for user in ("admin", "demo"):
-            token = _token(self.running.url, user, secrets[user])
+            token = password_token(self.running.url, user, secrets[user])
             self.clients[user] = httpx.Client(
                 base_url=self.running.url, headers={"X-Auth-Token": token}, timeout=30
             )
@@ -161,21 +167,6 @@ class Deployment:
         return pids
 
 
-def _token(url: str, user: str, password: str) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": user, "domain": {"id": "default"}, "password": password}
-                },
-            },
-            "scope": {"project": {"name": user, "domain": {"id": "default"}}},
-        }
-    }
-    response = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
-    assert response.status_code == 201, response.text
-    return response.headers["X-Subject-Token"]
 
 
 @pytest.fixture
@@ -277,4 +268,4 @@ def test_removing_a_data_plane_site_stops_its_gateway(deployment: Deployment) ->
     assert [pid for pid in pids if _alive(pid)] == []
     assert "site-x" not in deployment.fabric.vteps()
     assert vtep_x not in deployment.fabric.frr_site("site-a").neighbors()
-    assert (deployment.data_dir / "sites" / "site-x" / "state.db").exists()  # its state stays
+    assert not (deployment.data_dir / "sites" / "site-x" / "state.db").exists()  # state goes too
