@@ -170,14 +170,17 @@ def pending_reason(session: Session, resource: Resource) -> str | None:
 
 def _image_copy_reason(session: Session, resource: Resource) -> str | None:
     """'copying image NAME to SITE: 45% (...)' for a server in BUILD whose image is
-    being copied into its site (engine/progress.py)."""
+    being copied into its site (engine/progress.py), while bytes are still moving:
+    once all are through (the checksum check and the server's own create follow at
+    once) the reason goes, so a settling server shows no Isthmus field for long
+    (Nova 2.1 clients that validate strictly, such as Tempest, refuse unknown keys)."""
     image_id = resource.spec.get("image_id") if resource.kind == "server" else None
     if not image_id or not resource.site or resource.status != "BUILD":
         return None
     from isthmus.engine.progress import image_copy
 
     state = image_copy(session, str(image_id), resource.site)
-    if state is None:
+    if state is None or (state.total > 0 and state.done >= state.total):
         return None
     image = session.get(Resource, image_id)
     name = (image.name if image is not None else "") or str(image_id)
