@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.queue import enqueue
 from isthmus.service import Service
 from isthmus.store import ports, repo, segments
 from isthmus.store.placement import place, server_need
-from isthmus.store.tables import Project
+from isthmus.store.tables import Project, Work
 
 
 def make_service(
@@ -172,8 +174,17 @@ class Cloud:
         return self.headers(name, name, f"{name}-pw")
 
     def wait_idle(self, timeout: float = 30.0) -> None:
-        """Let the engine (threads or this thread) finish all ready work."""
-        assert self.service.engine.run_until_idle(timeout), "engine did not go idle"
+        """Let the engine (threads or this thread) finish all ready work; if it does
+        not, the failure lists the work left (kind, site, attempts, last error)."""
+        if self.service.engine.run_until_idle(timeout):
+            return
+        with self.service.db.read() as session:
+            left = [
+                f"{w.kind} {w.resource_id} in {w.site}: {w.attempts} attempts,"
+                f" waiting on {w.waiting_on}, last error {w.last_error!r}"
+                for w in session.scalars(select(Work).order_by(Work.id).limit(20))
+            ]
+        raise AssertionError("engine did not go idle; work left:\n" + "\n".join(left))
 
 
 def serve_in_thread(cloud: Cloud, data_dir: Path) -> Any:
