@@ -200,8 +200,12 @@ class FabricChapter:
             same = [(s, t) for s, t in pairs if s.tenant == t.tenant]
             across = [(s, t) for s, t in pairs if s.tenant != t.tenant]
             with ThreadPoolExecutor(PARALLEL) as pool:
-                results = list(pool.map(lambda p: self.probe(*p, until_answered=True), same))
-                results += list(pool.map(lambda p: self.probe(*p, until_answered=False), across))
+                results = list(
+                    pool.map(lambda p: self.probe(p[0], p[1], until_answered=True), same)
+                )
+                results += list(
+                    pool.map(lambda p: self.probe(p[0], p[1], until_answered=False), across)
+                )
             self.show(results)
             silent = [r for r in results if r.same_tenant and not r.answered]
             leaked = [r for r in results if not r.same_tenant and r.answered]

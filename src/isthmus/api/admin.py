@@ -114,12 +114,12 @@ def _site_views(session: Session, only: str | None = None) -> list[SiteView]:
     ):
         bindings[site][kind] = count
     placed: dict[str, dict[str, int]] = defaultdict(dict)
-    for site, kind, count in session.execute(
+    for placed_site, kind, count in session.execute(
         select(Resource.site, Resource.kind, func.count())
         .where(Resource.site.is_not(None))
         .group_by(Resource.site, Resource.kind)
     ):
-        placed[site][kind] = count
+        placed[cast(str, placed_site)][kind] = count  # the query leaves out rows without a site
     drifted: dict[str, dict[str, int]] = defaultdict(dict)
     for site, kind, count in session.execute(
         select(Binding.site, Binding.kind, func.count())

@@ -12,7 +12,7 @@ Admin only (403 otherwise).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -121,7 +121,7 @@ def _network(row: Resource, present: list[str], sites: dict[str, Site]) -> Fabri
     return FabricNetwork(
         id=row.id,
         name=row.name,
-        project_id=row.project_id,
+        project_id=cast(str, row.project_id),  # a network always has its project's id
         segmentation_id=vni,
         route_targets=list(interconnect.route_targets(vni)),
         spanning=len(present) > 1,

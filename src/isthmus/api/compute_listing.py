@@ -139,6 +139,14 @@ def _after_marker(order: list[tuple[Any, bool]], marker: Any) -> Any:
     return and_(first <= start if descending else first >= start, or_(*clauses))
 
 
+def _ip_matches(pattern: re.Pattern[str], six: bool) -> Test:
+    return lambda s, v: any(pattern.search(a) for a in v.ips(s) if (":" in a) == six)
+
+
+def _spec_is(key: str, want: str) -> Test:
+    return lambda s, v: bool(s.spec.get(key) == want)
+
+
 def _filters(request: Request) -> tuple[list[Test], bool]:
     """The list filters that need the rendered server (applied in Python), and
     whether they read nothing but the name."""
@@ -160,14 +168,10 @@ def _filters(request: Request) -> tuple[list[Test], bool]:
     for key in ("ip", "ip6"):
         if params.get(key):
             pattern, six = _regex(params[key]), key == "ip6"
-            tests.append(
-                lambda s, v, p=pattern, six=six: any(
-                    p.search(a) for a in v.ips(s) if (":" in a) == six
-                )
-            )
+            tests.append(_ip_matches(pattern, six))
     for key in ("key_name", "user_id", "reservation_id"):
         if params.get(key):
-            tests.append(lambda s, v, k=key, want=params[key]: s.spec.get(k) == want)
+            tests.append(_spec_is(key, params[key]))
     if params.get("vm_state"):
         tests.append(lambda s, v: v.state(s).vm_state == params["vm_state"])
     if params.get("task_state"):

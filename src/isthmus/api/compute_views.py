@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from isthmus.api.catalog import base_url_of
@@ -141,7 +141,7 @@ SERVER_COLUMNS = (
     Resource.updated_at,
 )
 _network = aliased(Resource, name="network")
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 # what is attached to servers: their ports (with the name of the port's network)
 # and volumes, in one query; deleting volumes and ports are sorted out in Python
 _ATTACHED = select(

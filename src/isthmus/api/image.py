@@ -213,6 +213,21 @@ def create_image(
     return answer
 
 
+ImageCheck = Callable[[dict[str, Any]], bool]
+
+
+def _field_is(key: str, wanted: Any) -> ImageCheck:
+    return lambda b: bool(b[key] == wanted)
+
+
+def _has_tag(tag: str) -> ImageCheck:
+    return lambda b: tag in b["tags"]
+
+
+def _size_within(bound: int, low: bool) -> ImageCheck:
+    return lambda b: b["size"] is not None and (b["size"] >= bound if low else b["size"] <= bound)
+
+
 def _filtered(
     request: Request, ctx: RequestContext, pairs: list[tuple[Resource, dict[str, Any]]]
 ) -> list[tuple[Resource, dict[str, Any]]]:
@@ -233,26 +248,22 @@ def _filtered(
     checks: list[Callable[[dict[str, Any]], bool]] = [seen]
     for key in ("name", "status", "owner", "disk_format", "container_format"):
         if params.get(key):
-            checks.append(lambda b, key=key: b[key] == params[key])
+            checks.append(_field_is(key, params[key]))
     for key in ("protected", "os_hidden"):
         if params.get(key):
             wanted = params[key].lower() == "true"
-            checks.append(lambda b, key=key, wanted=wanted: b[key] == wanted)
+            checks.append(_field_is(key, wanted))
     if not params.get("os_hidden"):
         checks.append(lambda b: not b["os_hidden"])
     for tag in params.getlist("tag"):
-        checks.append(lambda b, tag=tag: tag in b["tags"])
+        checks.append(_has_tag(tag))
     for key in ("size_min", "size_max"):
         if params.get(key):
             if not params[key].isdigit():
                 raise BadRequest(f"Invalid {key}: must be an integer.")
             bound = int(params[key])
             low = key == "size_min"
-            checks.append(
-                lambda b, bound=bound, low=low: (
-                    b["size"] is not None and (b["size"] >= bound if low else b["size"] <= bound)
-                )
-            )
+            checks.append(_size_within(bound, low))
     return [pair for pair in pairs if all(check(pair[1]) for check in checks)]
 
 

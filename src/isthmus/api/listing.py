@@ -73,9 +73,7 @@ def paginate(
     limit; returns the page and whether more items follow."""
     ordered = sorted(items, key=ident)
     for key, direction in reversed(page.sort):
-        ordered.sort(
-            key=lambda item, key=key: _sortable(value(item, key)), reverse=direction == "desc"
-        )
+        ordered.sort(key=_by_key(value, key), reverse=direction == "desc")
     if page.marker:
         ids = [ident(item) for item in ordered]
         if page.marker not in ids:
@@ -84,6 +82,10 @@ def paginate(
     if page.limit is None or len(ordered) <= page.limit:
         return ordered, False
     return ordered[: page.limit], True
+
+
+def _by_key(value: Callable[[T, str], Any], key: str) -> Callable[[T], tuple[int, Any]]:
+    return lambda item: _sortable(value(item, key))
 
 
 def _sortable(value: Any) -> tuple[int, Any]:

@@ -470,6 +470,10 @@ def _tags_match(body: dict[str, Any], request: Request) -> bool:
     return not any(group & tags for group in values("not-tags-any"))
 
 
+def _by_field(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    return lambda b: _sort_value(b.get(key))
+
+
 def _sort_value(value: Any) -> tuple[int, Any]:
     if value is None:
         return (0, "")
@@ -553,7 +557,7 @@ def _sorted(
         return items  # as the rows came: oldest first
     result = sorted(items, key=lambda b: b["id"])
     for key, direction in reversed(list(zip(keys, directions, strict=True))):
-        result.sort(key=lambda b, k=key: _sort_value(b.get(k)), reverse=direction == "desc")
+        result.sort(key=_by_field(key), reverse=direction == "desc")
     return result
 
 

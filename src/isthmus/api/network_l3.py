@@ -218,8 +218,9 @@ def _set_gateway(
         return None
     network = external_network(session, ctx, info["network_id"], "router")
     requested = info.get("external_fixed_ips")
-    same = bool(current) and current["network_id"] == network.id and current_port is not None
-    snat = info.get("enable_snat", current.get("enable_snat", True) if same else True)
+    gateway: dict[str, Any] = current or {}
+    same = bool(gateway) and gateway["network_id"] == network.id and current_port is not None
+    snat = info.get("enable_snat", gateway.get("enable_snat", True) if same else True)
     if same and current_port is not None:
         if requested is not None:
             session.execute(delete(IpAllocation).where(IpAllocation.port_id == current_port.id))

@@ -144,7 +144,7 @@ def paginate(
     )
 
 
-def list_query(request: Request, ctx: RequestContext, kind: str) -> Select[tuple[Resource]]:
+def list_query(request: Request, ctx: RequestContext, kind: str) -> Select[Resource]:
     """The rows of `kind` a list request may see: the caller's project, or with
     `all_tenants` (admins) every project or the one `project_id` names; `name=`
     filters exactly."""

@@ -236,7 +236,7 @@ def snapshot_action(
         if action == "os-force_delete":
             _delete(session, snapshot, force=True)
         else:
-            snapshot.status = status
+            snapshot.status = str(status)  # one of STATUSES, checked above
             snapshot.updated_at = repo.utcnow()
     service.wake()
     return Response(status_code=202)

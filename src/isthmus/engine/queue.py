@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Select, case, delete, func, select, update
+from sqlalchemy import CursorResult, Select, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -104,7 +105,7 @@ def enqueue_many(
     session.execute(stmt)
 
 
-def workable_sites() -> Select[tuple[str]]:
+def workable_sites() -> Select[str]:
     """The sites work may be sent to: registered and not down. Work for a site
     removed by force (store/site_removal.py) waits, shown as for a removed site,
     instead of failing against a driver that is not there."""
@@ -141,11 +142,16 @@ def claim_pair(
     when another worker holds it. Lets a worker bring a prerequisite along."""
     enqueue(session, resource_id, kind, site, if_absent=True)
     now = time.time()
-    result = session.execute(
-        update(Work)
-        .execution_options(synchronize_session=False)
-        .where(Work.resource_id == resource_id, Work.site == site, Work.lease_until < now)
-        .values(lease_owner=owner, lease_until=now + LEASE_SECONDS)
+    # An UPDATE or DELETE answers a CursorResult (with rowcount); Session.execute's
+    # stub only promises a Result.
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Work)
+            .execution_options(synchronize_session=False)
+            .where(Work.resource_id == resource_id, Work.site == site, Work.lease_until < now)
+            .values(lease_owner=owner, lease_until=now + LEASE_SECONDS)
+        ),
     )
     if result.rowcount != 1:
         return None
@@ -167,10 +173,13 @@ def renew(session: Session, owner: str) -> None:
 
 def complete(session: Session, item: WorkItem) -> None:
     """Done with `item`: drop it, or keep it for another pass if re-requested."""
-    result = session.execute(
-        delete(Work)
-        .execution_options(synchronize_session=False)
-        .where(Work.id == item.id, Work.seq == item.seq)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            delete(Work)
+            .execution_options(synchronize_session=False)
+            .where(Work.id == item.id, Work.seq == item.seq)
+        ),
     )
     if result.rowcount == 0:
         session.execute(

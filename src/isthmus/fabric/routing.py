@@ -252,7 +252,13 @@ class Routers:
         return namespace
 
     def _leg(
-        self, gw: Any, rtr: Any, namespace: str, names: tuple[str, str], mac: str, bridge: int
+        self,
+        gw: Any,
+        rtr: Any,
+        namespace: str,
+        names: tuple[str, str],
+        mac: str,
+        bridge: int | None,
     ) -> None:
         """A veth `outer` (a port of `bridge` in the gateway) / `inner` (in the router,
         with `mac`), made if either half is missing."""

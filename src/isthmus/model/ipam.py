@@ -69,11 +69,13 @@ def default_pools(network: IPNetwork, gateway: str | None) -> list[dict[str, str
     if gateway is None:
         return [{"start": str(first), "end": str(last)}]
     gw = ipaddress.ip_address(gateway)
-    if first < gw:
+    # Every address here has the subnet's IP version (the API parses the gateway with it),
+    # so comparing them as integers orders them exactly as the addresses themselves.
+    if int(first) < int(gw):
         pools.append({"start": str(first), "end": str(gw - 1)})
-    if gw < last:
+    if int(gw) < int(last):
         pools.append({"start": str(gw + 1), "end": str(last)})
-    if not (first <= gw <= last):
+    if not (int(first) <= int(gw) <= int(last)):
         pools = [{"start": str(first), "end": str(last)}]
     return pools
 
@@ -91,7 +93,7 @@ def validate_pools(
             raise BadRequest(
                 "Invalid input: an allocation pool needs 'start' and 'end'.", "InvalidInput"
             ) from exc
-        if start > end:
+        if int(start) > int(end):
             raise BadRequest(
                 f"Invalid allocation pool {start}-{end}: start is after end.",
                 "InvalidAllocationPool",
@@ -107,12 +109,12 @@ def validate_pools(
         parsed.append((start, end))
     parsed.sort()
     for (_, end_a), (start_b, _) in zip(parsed, parsed[1:], strict=False):
-        if start_b <= end_a:
+        if int(start_b) <= int(end_a):
             raise BadRequest("Found overlapping allocation pools.", "OverlappingAllocationPools")
     if gateway is not None:
         gw = ipaddress.ip_address(gateway)
         for start, end in parsed:
-            if start <= gw <= end:
+            if int(start) <= int(gw) <= int(end):
                 raise BadRequest(
                     f"Gateway ip {gateway} conflicts with allocation pool {start}-{end}.",
                     "GatewayConflictWithAllocationPools",
@@ -124,7 +126,7 @@ def pool_addresses(pools: Iterable[dict[str, str]]) -> Iterator[IPAddress]:
     for pool in pools:
         current = ipaddress.ip_address(pool["start"])
         end = ipaddress.ip_address(pool["end"])
-        while current <= end:
+        while int(current) <= int(end):
             yield current
             current += 1
 

@@ -4,7 +4,8 @@ back when the server is gone."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,10 +49,10 @@ def release(session: Session, site_name: str, need: dict[str, int]) -> None:
     claim(session, site_name, need, sign=-1)
 
 
-def server_need(spec: dict[str, object]) -> dict[str, int]:
+def server_need(spec: Mapping[str, Any]) -> dict[str, int]:
     return {
         "vcpus": int(spec.get("vcpus", 0)),
-        "ram_mb": int(spec.get("ram_mb", 0)),  # type: ignore[call-overload]
+        "ram_mb": int(spec.get("ram_mb", 0)),
         "disk_gb": int(spec.get("disk_gb", 0)),
         "servers": 1,
-    }  # type: ignore[call-overload]
+    }

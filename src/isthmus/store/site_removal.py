@@ -75,11 +75,11 @@ def let_go(session: Session, site: str) -> None:
             resource.updated_at = now
     session.flush()
     for resource_id in sorted(involved):
-        resource = session.get(Resource, resource_id)
-        if resource is None or not resource.deleting:
+        held = session.get(Resource, resource_id)
+        if held is None or not held.deleting:
             continue
         elsewhere = session.scalar(
             select(func.count()).where(Binding.resource_id == resource_id)
         ) or session.scalar(select(func.count()).where(Work.resource_id == resource_id))
         if not elsewhere:
-            repo.purge(session, resource)
+            repo.purge(session, held)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,8 @@ class LocalDriver:
 
     def ensure(self, spec: Spec) -> Observed:
         self._reachable()
-        handler = {
+        # Each handler takes its own Spec type; spec.kind picks the one that matches.
+        handlers: dict[str, Callable[[Any], Observed]] = {
             "network": self._ensure_network,
             "subnet": self._ensure_subnet,
             "security_group": self._ensure_security_group,
@@ -129,7 +131,8 @@ class LocalDriver:
             "snapshot": self._ensure_snapshot,
             "router": self._ensure_router,
             "floating_ip": self._ensure_floating_ip,
-        }.get(spec.kind)
+        }
+        handler = handlers.get(spec.kind)
         if handler is None:
             raise PermanentError(f"embedded sites have no {spec.kind} objects")
         return handler(spec)
