@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from openstack import exceptions as sdk
 
@@ -73,12 +73,20 @@ def field(obj: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-class Kind:
+SpecT = TypeVar("SpecT", bound=Spec)
+
+
+def name_query(name: str | None) -> dict[str, Any]:
+    """The SDK list filter for objects named `name`, or none."""
+    return {"name": name} if name else {}
+
+
+class Kind(Generic[SpecT]):
     """One kind of site object (network, server, ...) in one OpenStack site.
 
     Subclasses say how to list the project's objects of the kind (`listing`),
     which are on their way out (`going`), how to read a status, and how to
-    ensure and remove one.
+    ensure and remove one. `SpecT` is the Spec type its `ensure` takes.
     """
 
     kind = ""
@@ -104,7 +112,7 @@ class Kind:
     def details(self, obj: Any) -> dict[str, Any]:
         return {}
 
-    def ensure(self, spec: Spec) -> Observed:
+    def ensure(self, spec: SpecT) -> Observed:
         raise NotImplementedError
 
     def remove(self, conn: Connection, obj: Any) -> None:

@@ -60,12 +60,13 @@ def keypair_name(key_name: str, public_key: str) -> str:
     return f"isthmus-{key_name[:200]}-{digest}"
 
 
-class Servers(Kind):
+class Servers(Kind[ServerSpec]):
     kind = "server"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
         # Nova's name filter is a regular expression; find_all keeps exact matches
-        return conn.compute.servers(details=True, **({"name": f"^{name}$"} if name else {}))
+        query: dict[str, Any] = {"name": f"^{name}$"} if name else {}
+        return conn.compute.servers(details=True, **query)
 
     def going(self, obj: Any) -> bool:
         return field(obj, "task_state") == "deleting" or str(field(obj, "status")) in GOING

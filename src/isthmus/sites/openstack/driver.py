@@ -69,7 +69,7 @@ class OpenStackDriver:
         self.default_image: str | None = config.get("default_image") or None
         self.settle_seconds = float(config.get("settle_seconds", 30.0))
         self.timeout = float(config.get("timeout", 30.0))
-        self.capacity_config = {
+        self.capacity_config: dict[str, int] = {
             key: int(config[key]) for key in ("vcpus", "ram_mb", "disk_gb") if key in config
         }
         self.external_network: str | None = config.get("external_network") or None
@@ -78,7 +78,7 @@ class OpenStackDriver:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Any]] = {}
-        self.kinds: dict[str, Kind] = {
+        self.kinds: dict[str, Kind[Any]] = {
             kind.kind: kind
             for kind in (
                 Networks(self),
@@ -160,7 +160,7 @@ class OpenStackDriver:
         capacity: dict[str, int] = {}
         usage: dict[str, int] = {}
 
-        def probe(service: str, call: Callable[[], None]) -> None:
+        def probe(service: str, call: Callable[[], object]) -> None:
             try:
                 with self.errors(f"reach its {service} service"):
                     call()

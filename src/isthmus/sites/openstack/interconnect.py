@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from openstack.config import OpenStackConfig
 from openstack.connection import Connection
@@ -37,6 +37,7 @@ from isthmus.sites.openstack.common import field, site_name
 
 if TYPE_CHECKING:
     from isthmus.sites.openstack.driver import OpenStackDriver
+    from isthmus.sites.openstack.network import NeutronKind
 
 EXTENSION = "bgpvpn"
 VPN_TYPE = "l2"
@@ -56,7 +57,8 @@ class BgpVpnInterconnect:
 
     def offered(self) -> bool:
         """The site's Neutron has the `bgpvpn` extension (its extension list is cached)."""
-        return EXTENSION in self.site.kinds["network"].extensions()  # type: ignore[attr-defined]
+        network = cast("NeutronKind[NetworkSpec]", self.site.kinds["network"])
+        return EXTENSION in network.extensions()
 
     def admin(self) -> Connection:
         """The connection for what Neutron reserves to admins: BGPVPNs, a floating IP at

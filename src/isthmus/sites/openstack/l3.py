@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from isthmus.errors import PermanentError, SiteError
 from isthmus.sites.base import FloatingIpSpec, Observed, RouterInterface, RouterSpec
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed")
 
 
-class Routers(NeutronKind):
+class Routers(NeutronKind[RouterSpec]):
     kind = "router"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
@@ -279,7 +279,7 @@ class _Described:
         return self.fip.description if key == "name" else getattr(self.fip, key)
 
 
-class FloatingIps(NeutronKind):
+class FloatingIps(NeutronKind[FloatingIpSpec]):
     kind = "floating_ip"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
@@ -312,7 +312,7 @@ class FloatingIps(NeutronKind):
         for_what = f"floating IP {spec.isthmus_id}"
         self.site.kinds["router"].require(spec.router_id, for_what)
         port = self.site.kinds["port"].require(spec.port_id, for_what)
-        external = self.site.kinds["router"].external_network()  # type: ignore[attr-defined]
+        external = cast(Routers, self.site.kinds["router"]).external_network()
         if external is None:
             raise PermanentError(
                 f"site {self.site.name} names no external network (driver config"

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from isthmus.sites.base import NetworkSpec, Observed, PortSpec, SecurityGroupSpec, SubnetSpec
-from isthmus.sites.openstack.common import Kind, field, site_name, tag_of
+from isthmus.sites.openstack.common import Kind, SpecT, field, site_name, tag_of
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -32,7 +32,7 @@ ANY_PREFIXES = ("0.0.0.0/0", "::/0")
 RuleKey = tuple[str, str, str | None, int | None, int | None, str | None, str | None]
 
 
-class NeutronKind(Kind):
+class NeutronKind(Kind[SpecT]):
     """Neutron objects: listed per project, tagged after create when the site can."""
 
     def project_filter(self, conn: Connection) -> dict[str, Any]:
@@ -55,7 +55,7 @@ class NeutronKind(Kind):
             self.conn.network.set_tags(obj, [*tags, tag])
 
 
-class Networks(NeutronKind):
+class Networks(NeutronKind[NetworkSpec]):
     kind = "network"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
@@ -101,7 +101,7 @@ def single_address_pool(cidr: str, gateway: str | None) -> list[dict[str, str]]:
     return [{"start": str(last), "end": str(last)}]
 
 
-class Subnets(NeutronKind):
+class Subnets(NeutronKind[SubnetSpec]):
     kind = "subnet"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
@@ -174,7 +174,7 @@ def rule_key(rule: Any, remote_group: str | None) -> RuleKey:
     )
 
 
-class SecurityGroups(NeutronKind):
+class SecurityGroups(NeutronKind[SecurityGroupSpec]):
     kind = "security_group"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
@@ -224,13 +224,13 @@ class SecurityGroups(NeutronKind):
         with self.errors("list rules"):
             present = list(conn.network.security_group_rules(security_group_id=obj.id))
         have: set[RuleKey] = set()
-        for rule in present:
-            key = rule_key(rule, field(rule, "remote_group_id"))
+        for existing in present:
+            key = rule_key(existing, field(existing, "remote_group_id"))
             if key in wanted and key not in have:
                 have.add(key)
                 continue
             with self.errors("delete rule"):
-                conn.network.delete_security_group_rule(rule, ignore_missing=True)
+                conn.network.delete_security_group_rule(existing, ignore_missing=True)
         for key, rule in wanted.items():
             if key in have:
                 continue
@@ -255,7 +255,7 @@ class SecurityGroups(NeutronKind):
         conn.network.delete_security_group(obj, ignore_missing=True)
 
 
-class Ports(NeutronKind):
+class Ports(NeutronKind[PortSpec]):
     kind = "port"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:

@@ -37,6 +37,7 @@ from isthmus.sites.openstack.common import (
     field,
     get_or_none,
     isthmus_id_of,
+    name_query,
     site_name,
 )
 
@@ -75,11 +76,11 @@ class HashingReader:
         return iter(lambda: self.read(CHUNK), b"")
 
 
-class Volumes(Kind):
+class Volumes(Kind[VolumeSpec]):
     kind = "volume"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
-        return conn.block_storage.volumes(**({"name": name} if name else {}))
+        return conn.block_storage.volumes(**name_query(name))
 
     def going(self, obj: Any) -> bool:
         return str(field(obj, "status")) in ("deleting", "deleted")
@@ -154,7 +155,9 @@ class Volumes(Kind):
                 obj = conn.block_storage.update_volume(obj, description=spec.name)
         if spec.size_gb > int(obj.size or 0) and obj.status == "available":
             with self.errors("extend"):
-                conn.block_storage.extend_volume(obj, spec.size_gb)
+                # openstacksdk types block_storage as the v2 | v3 proxy union, each
+                # method wanting its own version's Volume; the live proxy takes its own.
+                conn.block_storage.extend_volume(obj, spec.size_gb)  # type: ignore[arg-type]
             obj = self._settle(self._fetch(obj) or obj)
         obj = self._attach(obj, spec)
         return self.observed(obj, spec.isthmus_id)
@@ -234,11 +237,11 @@ class Volumes(Kind):
         conn.block_storage.delete_volume(obj, ignore_missing=True)
 
 
-class Snapshots(Kind):
+class Snapshots(Kind[SnapshotSpec]):
     kind = "snapshot"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
-        return conn.block_storage.snapshots(**({"name": name} if name else {}))
+        return conn.block_storage.snapshots(**name_query(name))
 
     def going(self, obj: Any) -> bool:
         return str(field(obj, "status")) in ("deleting", "deleted")
@@ -268,7 +271,8 @@ class Snapshots(Kind):
         obj = self.settle(obj, self._fetch, {"creating"}) or obj
         if obj.status == "available" and field(obj, "description", "") != spec.name:
             with self.errors("update"):
-                obj = conn.block_storage.update_snapshot(obj, description=spec.name)
+                # v2 | v3 proxy union in openstacksdk's hints, as for extend_volume above
+                obj = conn.block_storage.update_snapshot(obj, description=spec.name)  # type: ignore[arg-type]
         return self.observed(obj, spec.isthmus_id)
 
     def remove(self, conn: Connection, obj: Any) -> None:
@@ -284,7 +288,7 @@ class Snapshots(Kind):
         conn.block_storage.delete_snapshot(obj, ignore_missing=True)
 
 
-class Images(Kind):
+class Images(Kind[ImageSpec]):
     kind = "image"
 
     def listing(self, conn: Connection, name: str | None) -> Iterable[Any]:
