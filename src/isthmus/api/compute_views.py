@@ -103,7 +103,7 @@ class _Network:
 
 @lru_cache(maxsize=64)
 def _record_type(fields: tuple[str, ...]) -> Any:
-    return namedtuple("Record", fields, rename=True)  # type: ignore[misc]
+    return namedtuple("Record", fields, rename=True)
 
 
 def records(result: Iterable[Any]) -> list[Any]:

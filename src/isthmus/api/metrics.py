@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -255,9 +256,10 @@ class _SiteRow:
     usage: dict[str, object]
 
 
-def _number(value: object) -> float:
+def _number(value: Any) -> float:
+    """`value` (whatever a site reported) as a float, 0.0 when it is not a number."""
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     except (TypeError, ValueError):
         return 0.0
 
