@@ -18,6 +18,7 @@ from isthmus.api.openapi_document import install_openapi
 
 SERVICE_MODULES = (
     "identity",
+    "identity_roles",
     "identity_layout",
     "compute",
     "compute_extras",

@@ -1,8 +1,9 @@
 """Keystone v3 (the subset clients and Tempest use): version discovery, password
 and token auth with project scope, token validation, projects, users, roles and
-role assignments. Identity management is admin-only; a token can always read
-itself and the user can list their own projects. Domains, services, endpoints and
-regions (read-only views of the fixed layout) are in identity_layout."""
+role assignments (those two in identity_roles). Identity management is
+admin-only; a token can always read itself and the user can list their own
+projects. Domains, services, endpoints and regions (read-only views of the fixed
+layout) are in identity_layout."""
 
 from __future__ import annotations
 
@@ -340,7 +341,7 @@ def create_project(
         return {"project": _project(request, project)}
 
 
-def _get_project(session: Any, project_id: str) -> Project:
+def get_project(session: Any, project_id: str) -> Project:
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound(f"Could not find project: {project_id}.")
@@ -354,7 +355,7 @@ def show_project(
     if project_id != ctx.project_id:
         ctx.require_admin("identity:get_project")
     with request.app.state.service.db.read() as session:
-        return {"project": _project(request, _get_project(session, project_id))}
+        return {"project": _project(request, get_project(session, project_id))}
 
 
 @router.patch("/v3/projects/{project_id}")
@@ -367,7 +368,7 @@ def update_project(
     ctx.require_admin("identity:update_project")
     ref = _typed_ref(body, "project", _PROJECT_TYPES)
     with request.app.state.service.db.session() as session:
-        project = _get_project(session, project_id)
+        project = get_project(session, project_id)
         ids.update_project(session, project, ref)
         return {"project": _project(request, project)}
 
@@ -378,7 +379,7 @@ def delete_project(
 ) -> Response:
     ctx.require_admin("identity:delete_project")
     with request.app.state.service.db.session() as session:
-        ids.delete_project(session, _get_project(session, project_id))
+        ids.delete_project(session, get_project(session, project_id))
     return Response(status_code=204)
 
 
@@ -399,7 +400,7 @@ def _user(request: Request, user: User) -> dict[str, Any]:
     }
 
 
-def _get_user(session: Any, user_id: str) -> User:
+def get_user(session: Any, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"Could not find user: {user_id}.")
@@ -432,7 +433,7 @@ def create_user(
     with request.app.state.service.db.session() as session:
         project_id = ref.get("default_project_id")
         if project_id:
-            _get_project(session, project_id)
+            get_project(session, project_id)
         user = ids.create_user(
             session,
             str(ref["name"]),
@@ -452,7 +453,7 @@ def show_user(
     if user_id != ctx.user_id:
         ctx.require_admin("identity:get_user")
     with request.app.state.service.db.read() as session:
-        return {"user": _user(request, _get_user(session, user_id))}
+        return {"user": _user(request, get_user(session, user_id))}
 
 
 @router.patch("/v3/users/{user_id}")
@@ -462,7 +463,7 @@ def update_user(
     ctx.require_admin("identity:update_user")
     ref = _typed_ref(body, "user", _USER_TYPES)
     with request.app.state.service.db.session() as session:
-        user = _get_user(session, user_id)
+        user = get_user(session, user_id)
         ids.update_user(session, user, ref)
         return {"user": _user(request, user)}
 
@@ -473,160 +474,5 @@ def delete_user(
 ) -> Response:
     ctx.require_admin("identity:delete_user")
     with request.app.state.service.db.session() as session:
-        ids.delete_user(session, _get_user(session, user_id))
+        ids.delete_user(session, get_user(session, user_id))
     return Response(status_code=204)
-
-
-# -- roles -----------------------------------------------------------------------------------
-
-
-def _role(request: Request, role: str) -> dict[str, Any]:
-    role_id = ids.ROLE_IDS[role]
-    return {
-        "id": role_id,
-        "name": role,
-        "domain_id": None,
-        "description": None,
-        "options": {},
-        "links": {"self": f"{base_url_of(request)}/identity/v3/roles/{role_id}"},
-    }
-
-
-def _role_name(role_ref: str) -> str:
-    for name, role_id in ids.ROLE_IDS.items():
-        if role_ref in (name, role_id):
-            return name
-    raise NotFound(f"Could not find role: {role_ref}.")
-
-
-@router.get("/v3/roles")
-def list_roles(
-    request: Request, name: str | None = None, ctx: RequestContext = Depends(get_context)
-) -> dict[str, Any]:
-    roles = [r for r in ids.ROLES if name in (None, r)]
-    return {
-        "roles": [_role(request, r) for r in roles],
-        "links": {"self": str(request.url), "next": None, "previous": None},
-    }
-
-
-@router.get("/v3/roles/{role_id}")
-def show_role(
-    request: Request, role_id: str, ctx: RequestContext = Depends(get_context)
-) -> dict[str, Any]:
-    return {"role": _role(request, _role_name(role_id))}
-
-
-@router.put("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", status_code=204)
-def grant_role(
-    request: Request,
-    project_id: str,
-    user_id: str,
-    role_id: str,
-    ctx: RequestContext = Depends(get_context),
-) -> Response:
-    ctx.require_admin("identity:create_grant")
-    with request.app.state.service.db.session() as session:
-        _get_project(session, project_id)
-        _get_user(session, user_id)
-        ids.assign_role(session, user_id, project_id, _role_name(role_id))
-    return Response(status_code=204)
-
-
-@router.head("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", status_code=204)
-def check_grant(
-    request: Request,
-    project_id: str,
-    user_id: str,
-    role_id: str,
-    ctx: RequestContext = Depends(get_context),
-) -> Response:
-    ctx.require_admin("identity:check_grant")
-    with request.app.state.service.db.read() as session:
-        if session.get(RoleAssignment, (user_id, project_id, _role_name(role_id))) is None:
-            raise NotFound(f"User {user_id} has no role {role_id} on project {project_id}.")
-    return Response(status_code=204)
-
-
-@router.delete("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", status_code=204)
-def revoke_role(
-    request: Request,
-    project_id: str,
-    user_id: str,
-    role_id: str,
-    ctx: RequestContext = Depends(get_context),
-) -> Response:
-    ctx.require_admin("identity:revoke_grant")
-    with request.app.state.service.db.session() as session:
-        assignment = session.get(RoleAssignment, (user_id, project_id, _role_name(role_id)))
-        if assignment is None:
-            raise NotFound(f"User {user_id} has no role {role_id} on project {project_id}.")
-        ids.revoke_role(session, assignment)
-    return Response(status_code=204)
-
-
-@router.get("/v3/projects/{project_id}/users/{user_id}/roles")
-def list_grants(
-    request: Request, project_id: str, user_id: str, ctx: RequestContext = Depends(get_context)
-) -> dict[str, Any]:
-    if user_id != ctx.user_id:
-        ctx.require_admin("identity:list_grants")
-    with request.app.state.service.db.read() as session:
-        roles = session.scalars(
-            select(RoleAssignment.role).where(
-                RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
-            )
-        )
-        return {
-            "roles": [_role(request, r) for r in roles],
-            "links": {"self": str(request.url), "next": None, "previous": None},
-        }
-
-
-@router.get("/v3/role_assignments")
-def role_assignments(
-    request: Request,
-    ctx: RequestContext = Depends(get_context),
-) -> dict[str, Any]:
-    params = request.query_params
-    user_filter = params.get("user.id")
-    project_filter = params.get("scope.project.id")
-    if user_filter != ctx.user_id:
-        ctx.require_admin("identity:list_role_assignments")
-    include_names = params.get("include_names", "").lower() in ("1", "true", "")
-    with request.app.state.service.db.read() as session:
-        query = (
-            select(RoleAssignment, User, Project)
-            .join(User, User.id == RoleAssignment.user_id)
-            .join(Project, Project.id == RoleAssignment.project_id)
-        )
-        if user_filter:
-            query = query.where(RoleAssignment.user_id == user_filter)
-        if project_filter:
-            query = query.where(RoleAssignment.project_id == project_filter)
-        if params.get("role.id"):
-            query = query.where(RoleAssignment.role == _role_name(params["role.id"]))
-        out = []
-        for assignment, user, project in session.execute(query):
-            role = {"id": ids.ROLE_IDS[assignment.role]}
-            user_ref: dict[str, Any] = {"id": user.id}
-            project_ref: dict[str, Any] = {"id": project.id}
-            if include_names and "include_names" in params:
-                role["name"] = assignment.role
-                user_ref.update(name=user.name, domain=DOMAIN)
-                project_ref.update(name=project.name, domain=DOMAIN)
-            out.append(
-                {
-                    "role": role,
-                    "user": user_ref,
-                    "scope": {"project": project_ref},
-                    "links": {
-                        "assignment": f"{base_url_of(request)}/identity/v3/projects/"
-                        f"{project.id}/users/{user.id}/roles/{role['id']}"
-                    },
-                }
-            )
-        return {
-            "role_assignments": out,
-            "links": {"self": str(request.url), "next": None, "previous": None},
-        }
