@@ -40,13 +40,9 @@ from isthmus.api.compute_common import (
     require_object,
     version_string,
 )
-from isthmus.api.compute_create import (
-    boot,
-    parse_boot_request,
-    validate_access_ip,
-    validate_metadata,
-)
+from isthmus.api.compute_create import boot, parse_boot_request
 from isthmus.api.compute_listing import list_servers_page
+from isthmus.api.compute_validation import validate_access_ip, validate_metadata
 from isthmus.api.compute_views import ServerState, ServerViews, interface
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, Conflict, NotFound

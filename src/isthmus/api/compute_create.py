@@ -30,6 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.compute_common import flavor_copy, flavor_visible, parse_bool, ref_id
+from isthmus.api.compute_validation import (
+    invalid_field,
+    positive_count,
+    validate_access_ip,
+    validate_metadata,
+)
 from isthmus.api.context import RequestContext
 from isthmus.engine.queue import enqueue
 from isthmus.errors import BadRequest, Conflict, OverQuota
@@ -39,7 +45,6 @@ from isthmus.store import ports, quotas, repo
 from isthmus.store.placement import place
 from isthmus.store.tables import Resource, Site
 
-MAX_METADATA_ITEMS = 128  # Nova's metadata_items quota
 MAX_USER_DATA = 65535
 GIB = 1024**3
 
@@ -75,63 +80,6 @@ class BootRequest:
     access_ipv6: str = ""
     return_reservation_id: bool = False
     zones_allowed: list[str] | None = None  # from the networks' hints; None: any site
-
-
-def _invalid(field_name: str, value: Any, reason: str) -> BadRequest:
-    return BadRequest(f"Invalid input for field/attribute {field_name}. Value: {value}. {reason}")
-
-
-# -- shared validators -----------------------------------------------------------------------
-
-
-def validate_metadata(metadata: Any, field_name: str = "metadata") -> dict[str, str]:
-    """Nova's server metadata rules: string keys of 1-255 and values up to 255
-    characters, at most 128 items (413 beyond)."""
-    if not isinstance(metadata, dict):
-        raise _invalid(field_name, metadata, f"{metadata!r} is not of type 'object'")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= 255:
-            raise _invalid(field_name, metadata, f"Key {key!r} must be 1 to 255 characters.")
-        if not isinstance(value, str) or len(value) > 255:
-            raise _invalid(
-                field_name,
-                metadata,
-                f"Value of {key!r} must be a string of at most 255 characters.",
-            )
-    if len(metadata) > MAX_METADATA_ITEMS:
-        raise OverQuota(
-            f"Quota exceeded for metadata_items: Requested {len(metadata)}, but the limit"
-            f" is {MAX_METADATA_ITEMS}."
-        )
-    return dict(metadata)
-
-
-def validate_access_ip(field_name: str, value: Any, version: int) -> str:
-    if value in (None, ""):
-        return ""
-    try:
-        address = ipam.parse_address(str(value))
-    except BadRequest:
-        raise _invalid(
-            field_name, value, f"{value!r} is not a valid IPv{version} address."
-        ) from None
-    if address.version != version:
-        raise _invalid(field_name, value, f"{value!r} is not a valid IPv{version} address.")
-    return str(address)
-
-
-def _count(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    # Nova's positive_integer: an integer, or a string of digits; 2.5 or "2.5" is 400
-    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
-        raise _invalid(key, value, f"{value!r} is not an integer.")
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise _invalid(key, value, f"{value!r} is not an integer.") from None
-    if isinstance(value, bool) or count < 1:
-        raise _invalid(key, value, f"{key} must be an integer of at least 1.")
-    return count
 
 
 # -- lookups --------------------------------------------------------------------------------
@@ -201,7 +149,7 @@ def _fixed_ip(session: Session, network: Resource, value: Any) -> str:
     try:
         address = ipam.parse_address(str(value))
     except BadRequest:
-        raise _invalid("fixed_ip", value, f"{value!r} is not a valid IP address.") from None
+        raise invalid_field("fixed_ip", value, f"{value!r} is not a valid IP address.") from None
     for subnet in ports.subnets_of(session, network.id):
         if address in ipam.parse_cidr(subnet.spec["cidr"]):
             if str(address) in ports.taken_addresses(session, subnet.id) or str(
@@ -243,13 +191,13 @@ def _nics(session: Session, ctx: RequestContext, networks: Any) -> list[Nic]:
     if networks == "none":
         return []
     if not isinstance(networks, list):
-        raise _invalid("networks", networks, "networks must be a list of objects.")
+        raise invalid_field("networks", networks, "networks must be a list of objects.")
     nics: list[Nic] = []
     seen_ports: set[str] = set()
     seen_ips: set[str] = set()
     for entry in networks:
         if not isinstance(entry, dict):
-            raise _invalid("networks", networks, "each network must be an object.")
+            raise invalid_field("networks", networks, "each network must be an object.")
         if entry.get("port"):
             port_id = str(entry["port"])
             if port_id in seen_ports:
@@ -258,7 +206,7 @@ def _nics(session: Session, ctx: RequestContext, networks: Any) -> list[Nic]:
             nics.append(_port(session, ctx, port_id))
             continue
         if not entry.get("uuid"):
-            raise _invalid("networks", networks, "each network needs a 'uuid' or a 'port'.")
+            raise invalid_field("networks", networks, "each network needs a 'uuid' or a 'port'.")
         network = _network(session, ctx, str(entry["uuid"]))
         fixed_ip = None
         if entry.get("fixed_ip"):
@@ -287,13 +235,13 @@ def _security_groups(
         default = [g for g in groups if g.name == "default"]
         return [g.id for g in default[:1]], [g.name for g in default[:1]]
     if not isinstance(requested, list):
-        raise _invalid("security_groups", requested, "security_groups must be a list.")
+        raise invalid_field("security_groups", requested, "security_groups must be a list.")
     ids: list[str] = []
     names: list[str] = []
     for entry in requested:
         ref = str(entry.get("name", "")) if isinstance(entry, dict) else ""
         if not ref:
-            raise _invalid("security_groups", requested, "each entry needs a 'name'.")
+            raise invalid_field("security_groups", requested, "each entry needs a 'name'.")
         matches = [g for g in groups if g.id == ref] or [g for g in groups if g.name == ref]
         if not matches:
             raise BadRequest(f"Security group {ref} not found for project {ctx.project_id}.")
@@ -314,7 +262,7 @@ def _image(session: Session, ctx: RequestContext, server: dict[str, Any]) -> Res
         raise BadRequest("block_device_mapping (v1) is not supported; use imageRef.")
     if mappings is not None:
         if not isinstance(mappings, list) or not all(isinstance(m, dict) for m in mappings):
-            raise _invalid("block_device_mapping_v2", mappings, "must be a list of objects.")
+            raise invalid_field("block_device_mapping_v2", mappings, "must be a list of objects.")
         for mapping in mappings:
             if mapping.get("destination_type") == "volume" or mapping.get("source_type") in (
                 "volume",
@@ -361,7 +309,7 @@ def _availability_zone(session: Session, value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise _invalid("availability_zone", value, "must be a string.")
+        raise invalid_field("availability_zone", value, "must be a string.")
     zone = value.split(":", 1)[0] or None  # Nova's "az:host:node" form
     if zone:
         sites = list(session.scalars(select(Site)))
@@ -408,10 +356,10 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
     server = body["server"]
     name = server.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise _invalid("name", name, "'name' is a required string of 1 to 255 characters.")
+        raise invalid_field("name", name, "'name' is a required string of 1 to 255 characters.")
     flavor_ref = server.get("flavorRef")
     if flavor_ref in (None, ""):
-        raise _invalid("flavorRef", flavor_ref, "'flavorRef' is a required property.")
+        raise invalid_field("flavorRef", flavor_ref, "'flavorRef' is a required property.")
     flavor = session.get(Resource, ref_id(flavor_ref))
     if (
         flavor is None
@@ -448,8 +396,8 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
         except (binascii.Error, ValueError):
             raise BadRequest("User data needs to be valid base 64.") from None
         request.user_data = user_data
-    request.min_count = _count(server, "min_count", 1)
-    request.max_count = _count(server, "max_count", request.min_count)
+    request.min_count = positive_count(server, "min_count", 1)
+    request.max_count = positive_count(server, "max_count", request.min_count)
     if request.min_count > request.max_count:
         raise BadRequest("min_count must be <= max_count")
     request.nics = _nics(session, ctx, server.get("networks"))
@@ -471,11 +419,11 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
         raise BadRequest("Personality files are not supported by Isthmus; use user_data.")
     admin_pass = server.get("adminPass")
     if admin_pass is not None and not isinstance(admin_pass, str):
-        raise _invalid("adminPass", admin_pass, "adminPass must be a string.")
+        raise invalid_field("adminPass", admin_pass, "adminPass must be a string.")
     request.admin_pass = admin_pass or secrets.token_urlsafe(9)
     disk_config = server.get("OS-DCF:diskConfig", "MANUAL")
     if disk_config not in ("AUTO", "MANUAL"):
-        raise _invalid("OS-DCF:diskConfig", disk_config, "must be 'AUTO' or 'MANUAL'.")
+        raise invalid_field("OS-DCF:diskConfig", disk_config, "must be 'AUTO' or 'MANUAL'.")
     request.disk_config = disk_config
     if server.get("config_drive") not in (None, ""):
         request.config_drive = parse_bool("config_drive", server["config_drive"])
