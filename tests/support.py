@@ -14,6 +14,7 @@ from isthmus.service import Service
 from isthmus.store import ports, repo, segments
 from isthmus.store.placement import place, server_need
 from isthmus.store.tables import Project, Work
+from tests.fixtures.isthmus_process import password_auth
 
 
 def make_service(
@@ -129,18 +130,7 @@ class Cloud:
         self.demo = self.headers("demo", "demo")
 
     def token(self, user: str, project: str, password: str | None = None) -> str:
-        password = password or self.service.passwords[user]
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {"name": user, "domain": {"id": "default"}, "password": password}
-                    },
-                },
-                "scope": {"project": {"name": project, "domain": {"id": "default"}}},
-            }
-        }
+        body = password_auth(user, password or self.service.passwords[user], project)
         response = self.client.post("/identity/v3/auth/tokens", json=body)
         assert response.status_code == 201, response.text
         return response.headers["X-Subject-Token"]

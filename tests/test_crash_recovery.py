@@ -131,14 +131,7 @@ def test_sigkill_mid_provisioning_then_restart_converges(tmp_path: Path) -> None
         assert {s["status"] for s in servers} == {"ACTIVE"}
         for server in servers:
             assert server["OS-EXT-AZ:availability_zone"] == SITES[int(server["name"][6:]) % 3]
-        # no twins, no orphans: every object in every site is one bound resource
-        objects = _site_objects(data_dir)
-        for site, counts in objects.items():
-            twins = {key: n for key, n in counts.items() if n > 1}
-            assert not twins, f"duplicates in {site}: {twins}"
-            in_site = {i for (kind, i) in counts if kind == "server"}
-            assert in_site == {s["id"] for s in servers if s["OS-EXT-AZ:availability_zone"] == site}
-        _assert_every_object_is_bound(restarted, objects)
+        assert_sites_hold_exactly(restarted, servers)
     finally:
         running.kill()
         if restarted is not None:
@@ -150,6 +143,18 @@ def _image(client: httpx.Client, running: Running) -> str:
         f"{running.url}/image/v2/images", params={"name": "isthmus-minimal"}
     ).json()["images"]
     return str(images[0]["id"])
+
+
+def assert_sites_hold_exactly(running: Running, servers: list[dict]) -> None:
+    """No twins, no orphans: each site holds exactly the servers the API places there,
+    each object once, and every object in every site is a bound resource."""
+    objects = _site_objects(running.data_dir)
+    for site, counts in objects.items():
+        twins = {key: n for key, n in counts.items() if n > 1}
+        assert not twins, f"duplicates in {site}: {twins}"
+        in_site = {i for (kind, i) in counts if kind == "server"}
+        assert in_site == {s["id"] for s in servers if s["OS-EXT-AZ:availability_zone"] == site}
+    _assert_every_object_is_bound(running, objects)
 
 
 def _assert_every_object_is_bound(running: Running, objects: dict) -> None:  # noqa: ANN401
