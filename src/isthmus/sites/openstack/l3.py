@@ -32,10 +32,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from isthmus.errors import PermanentError, SiteError
+from isthmus.errors import PermanentError, SiteError, TemporaryError
 from isthmus.sites.base import FloatingIpSpec, Observed, RouterInterface, RouterSpec
 from isthmus.sites.openstack.common import field, site_name
 from isthmus.sites.openstack.network import NeutronKind
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from openstack.connection import Connection
 
 INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed")
+ADDRESS_TAKEN = re.compile(r"already allocated", re.IGNORECASE)
 
 
 class Routers(NeutronKind[RouterSpec]):
@@ -359,6 +361,11 @@ class FloatingIps(NeutronKind[FloatingIpSpec]):
                     return admin.network.create_ip(**exact)
             except PermanentError:
                 pass  # not allowed, or the address is taken there: the site picks one
+            except TemporaryError as exc:
+                # Neutron's 409 IpAddressAlreadyAllocated: something of the site's own
+                # (a router gateway, say) holds the address, which no retry frees
+                if not ADDRESS_TAKEN.search(str(exc)):
+                    raise
         with self.errors("create", create=True):
             return conn.network.create_ip(**body)
 
