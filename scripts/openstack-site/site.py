@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -66,7 +67,35 @@ def log(message: str) -> None:
     print(f"[openstack-site] {time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def free_port() -> int:
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(taken: set[int] | None = None) -> int:
+    """A free loopback port outside the kernel's ephemeral range.
+
+    The site picks its ports ~25 s before the services bind them. A port from
+    the ephemeral range (what binding port 0 gives) can meanwhile become the
+    local end of any outgoing connection on the machine, and the service then
+    dies with "address already in use" (seen in CI). Ports below the range are
+    only ever handed out by an explicit bind, so they stay free.
+    """
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(low - 12000, 1024), low)
+        if taken and port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -128,7 +157,7 @@ def wait_http(
             return
         except OSError:
             if proc_alive is not None and not proc_alive():
-                raise RuntimeError(f"the process serving {url} died (see its log)") from None
+                raise RuntimeError(f"the process serving {url} died") from None
             time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
@@ -226,6 +255,15 @@ class Site(ConfigFiles, Catalog):
 
         return check
 
+    def wait_service(self, name: str, timeout: float) -> None:
+        """Until service NAME answers on its URL; if it dies, say which and why."""
+        record = self.services[name]
+        try:
+            wait_http(record["url"], timeout, self.alive(name))
+        except RuntimeError as exc:
+            tail = Path(record["log"]).read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"{name}: {exc}; the end of {record['log']}:\n{tail}") from None
+
     def lap(self, what: str) -> None:
         self.timings[what] = round(time.monotonic() - self.t0, 1)
         log(f"{what}: {self.timings[what]} s")
@@ -255,7 +293,7 @@ class Site(ConfigFiles, Catalog):
             "nova",
             "cinder",
         ):
-            self.ports[key] = free_port()
+            self.ports[key] = free_port(set(self.ports.values()))
         self.write_state("starting")
         self.start_postgres()
         self.start_rabbit()
@@ -423,7 +461,7 @@ class Site(ConfigFiles, Catalog):
             f"OS_KEYSTONE_CONFIG_FILES={self.etc / 'keystone.conf'}",
         )
         self.spawn("keystone", ["uwsgi", "--ini", str(ini)], url=url)
-        wait_http(url, proc_alive=self.alive("keystone"))
+        self.wait_service("keystone", 120)
         self.lap("keystone-up")
         # service users first: Nova and Cinder services authenticate as they start
         self.register()
@@ -525,7 +563,7 @@ class Site(ConfigFiles, Catalog):
         self.spawn("cinder-volume", ["cinder-volume", *cinder])
         for name, record in self.services.items():
             if record["url"]:
-                wait_http(record["url"], 180, self.alive(name))
+                self.wait_service(name, 180)
         self.lap("apis-answer")
 
     def write_state(self, status: str, error: str = "") -> None:
