@@ -20,8 +20,8 @@ from alembic.config import Config as AlembicConfig
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import create_engine, text
 
-from isthmus.api.token_keys import KeyRepository
-from isthmus.api.tokens import TokenClaims, new_audit_id, pack
+from isthmus.api.identity.token_keys import KeyRepository
+from isthmus.api.identity.tokens import TokenClaims, new_audit_id, pack
 from isthmus.errors import Unauthorized
 from isthmus.service import Service
 from isthmus.store.db import MIGRATIONS_DIR

@@ -5,36 +5,30 @@ middlewares every request passes: request id, unexpected errors, input boundary.
 from __future__ import annotations
 
 import uuid
-from importlib import import_module
 from typing import Any
 
 from fastapi import FastAPI, Request
 
 from isthmus import __version__
+from isthmus.api.admin.router import router as admin_router
 from isthmus.api.boundary import InputBoundaryMiddleware
 from isthmus.api.catalog import base_url_of
+from isthmus.api.compute.router import router as compute_router
 from isthmus.api.errors import UnexpectedErrorMiddleware, install_error_handlers
+from isthmus.api.identity.router import router as identity_router
+from isthmus.api.image.router import router as image_router
+from isthmus.api.network.router import router as network_router
 from isthmus.api.openapi_document import install_openapi
+from isthmus.api.volume.router import router as volume_router
 
-SERVICE_MODULES = (
-    "identity",
-    "identity_roles",
-    "identity_layout",
-    "compute",
-    "compute_extras",
-    "compute_keypairs",
-    "compute_limits",
-    "compute_volumes",
-    "network",
-    "network_subnets",
-    "network_ports",
-    "network_security",
-    "network_l3",
-    "network_fips",
-    "network_extras",
-    "volume",
-    "image",
-    "admin",
+# one router per OpenStack service, in the order their routes are matched
+SERVICE_ROUTERS = (
+    identity_router,
+    compute_router,
+    network_router,
+    volume_router,
+    image_router,
+    admin_router,
 )
 
 
@@ -83,8 +77,8 @@ def create_app(service: Any) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     install_openapi(app)
-    for name in SERVICE_MODULES:
-        app.include_router(import_module(f"isthmus.api.{name}").router)
+    for router in SERVICE_ROUTERS:
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
-from isthmus.api.compute_common import (
+from isthmus.api.compute.common import (
     LEGACY_VERSION_HEADER,
     MIN_VERSION,
     VERSION_HEADER,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from isthmus.api.tokens import TokenData
+from isthmus.api.identity.tokens import TokenData
 from isthmus.errors import Forbidden, Unauthorized
 
 

@@ -1,0 +1,174 @@
+"""Compute v2.1 (Nova): absolute limits (`/limits`) and quota sets
+(`/os-quota-sets`), over the global quotas of store/quotas.py.
+
+Usage is counted across all sites from intent, so limits hold whatever each
+site's own quota says; over-quota answers are 413 everywhere. A member reads its
+own project's limits and quota set (another project's is 403); updating and
+reverting quota sets is admin-only. The Nova quotas Isthmus does not enforce
+(metadata_items is enforced on servers, the rest are fixed) show their fixed
+values and cannot be changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request, Response
+from sqlalchemy import delete
+
+from isthmus.api.compute.common import compute_router, parse_bool, parse_int, require_object
+from isthmus.api.context import RequestContext, get_context
+from isthmus.errors import BadRequest
+from isthmus.store import quotas
+from isthmus.store.tables import Quota
+
+router = compute_router()
+
+# quota set fields of Nova 2.1 backed by Isthmus quotas, and the fixed rest
+QUOTA_FIELDS = {
+    "instances": "instances",
+    "cores": "cores",
+    "ram": "ram",
+    "key_pairs": "key_pairs",
+    "floating_ips": "floatingips",
+    "security_groups": "security_groups",
+    "security_group_rules": "security_group_rules",
+}
+FIXED_QUOTAS = {
+    "metadata_items": 128,
+    "injected_files": 5,
+    "injected_file_content_bytes": 10240,
+    "injected_file_path_bytes": 255,
+    "server_groups": 10,
+    "server_group_members": 10,
+    "fixed_ips": -1,
+}
+
+
+def _target_project(ctx: RequestContext, project_id: str | None, what: str) -> str:
+    if project_id and project_id != ctx.project_id:
+        ctx.require_admin(what)
+        return project_id
+    return ctx.project_id
+
+
+@router.get("/v2.1/limits")
+def show_limits(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    project = _target_project(
+        ctx, request.query_params.get("tenant_id"), "os_compute_api:limits:other_project"
+    )
+    with request.app.state.service.db.read() as session:
+        limit = quotas.limits(session, project)
+
+        def used(name: str) -> int:
+            return quotas.usage(session, project, name)
+
+        absolute = {
+            "maxTotalInstances": limit["instances"],
+            "maxTotalCores": limit["cores"],
+            "maxTotalRAMSize": limit["ram"],
+            "maxTotalKeypairs": limit["key_pairs"],
+            "maxServerMeta": FIXED_QUOTAS["metadata_items"],
+            "maxImageMeta": FIXED_QUOTAS["metadata_items"],
+            "maxPersonality": FIXED_QUOTAS["injected_files"],
+            "maxPersonalitySize": FIXED_QUOTAS["injected_file_content_bytes"],
+            "maxSecurityGroups": limit["security_groups"],
+            "maxSecurityGroupRules": limit["security_group_rules"],
+            "maxTotalFloatingIps": limit["floatingips"],
+            "maxServerGroups": FIXED_QUOTAS["server_groups"],
+            "maxServerGroupMembers": FIXED_QUOTAS["server_group_members"],
+            "totalInstancesUsed": used("instances"),
+            "totalCoresUsed": used("cores"),
+            "totalRAMUsed": used("ram"),
+            "totalSecurityGroupsUsed": used("security_groups"),
+            "totalFloatingIpsUsed": used("floatingips"),
+            "totalServerGroupsUsed": 0,
+        }
+    return {"limits": {"rate": [], "absolute": absolute}}
+
+
+def _quota_set(limit: dict[str, int], project_id: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": project_id} if project_id else {}
+    body.update({name: limit[ours] for name, ours in QUOTA_FIELDS.items()})
+    body.update(FIXED_QUOTAS)
+    return body
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}")
+def show_quota_set(
+    request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    project = _target_project(ctx, project_id, "os_compute_api:os-quota-sets:show")
+    with request.app.state.service.db.read() as session:
+        return {"quota_set": _quota_set(quotas.limits(session, project), project)}
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}/detail")
+def show_quota_set_detail(
+    request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    project = _target_project(ctx, project_id, "os_compute_api:os-quota-sets:detail")
+    with request.app.state.service.db.read() as session:
+        limit = quotas.limits(session, project)
+        body: dict[str, Any] = {"id": project}
+        for name, ours in QUOTA_FIELDS.items():
+            body[name] = {
+                "limit": limit[ours],
+                "in_use": quotas.usage(session, project, ours),
+                "reserved": 0,
+            }
+        for name, value in FIXED_QUOTAS.items():
+            body[name] = {"limit": value, "in_use": 0, "reserved": 0}
+        return {"quota_set": body}
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}/defaults")
+def show_quota_defaults(
+    request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    return {"quota_set": _quota_set(dict(quotas.DEFAULTS), project_id)}
+
+
+@router.put("/v2.1/os-quota-sets/{project_id}")
+def update_quota_set(
+    request: Request,
+    project_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    ctx.require_admin("os_compute_api:os-quota-sets:update")
+    ref = dict(require_object(body, "quota_set"))
+    force = parse_bool("force", ref.pop("force", False))
+    values: dict[str, int] = {}
+    for name, value in ref.items():
+        if name in FIXED_QUOTAS:
+            if parse_int(name, value, -1) != FIXED_QUOTAS[name]:
+                raise BadRequest(f"Quota {name} is fixed at {FIXED_QUOTAS[name]} in Isthmus.")
+            continue
+        if name not in QUOTA_FIELDS:
+            raise BadRequest(
+                f"Invalid input for field/attribute quota_set. Additional properties are not"
+                f" allowed ('{name}' was unexpected)"
+            )
+        values[QUOTA_FIELDS[name]] = parse_int(name, value, -1)
+    with request.app.state.service.db.session() as session:
+        if not force:
+            for ours, value in values.items():
+                in_use = quotas.usage(session, project_id, ours)
+                if value != -1 and value < in_use:
+                    raise BadRequest(
+                        f"Quota limit {value} for {ours} must be greater than or equal to"
+                        f" already used and reserved {in_use}."
+                    )
+        limit = quotas.set_limits(session, project_id, values)
+        return {"quota_set": _quota_set(limit, None)}
+
+
+@router.delete("/v2.1/os-quota-sets/{project_id}", status_code=202, response_class=Response)
+def revert_quota_set(
+    request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    ctx.require_admin("os_compute_api:os-quota-sets:delete")
+    with request.app.state.service.db.session() as session:
+        session.execute(delete(Quota).where(Quota.project_id == project_id))
+    return Response(status_code=202)

@@ -1,0 +1,12 @@
+"""The one router of the compute service: its modules' routes in the order they must match."""
+
+from fastapi import APIRouter
+
+from isthmus.api.compute import extras, keypairs, limits, servers, volumes
+
+router = APIRouter()
+router.include_router(servers.router)
+router.include_router(extras.router)
+router.include_router(keypairs.router)
+router.include_router(limits.router)
+router.include_router(volumes.router)

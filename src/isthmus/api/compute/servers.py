@@ -1,0 +1,500 @@
+"""Compute v2.1 (Nova), part one: version discovery and servers (list, show,
+create, update, delete, start/stop/reboot, metadata, ips, interfaces).
+
+The other compute modules: compute_common (microversions, links, paging),
+compute_create (server create: checks and writes), compute_listing (server
+list), compute_views (the server body and Nova's states), compute_extras
+(flavors, availability zones), compute_keypairs, compute_limits (limits, quota
+sets) and compute_volumes (volume attachments).
+
+Isthmus serves microversion 2.1 exactly (see compute_common).
+
+Every handler follows docs/HACKING.md: a write validates, writes intent and
+enqueues work in one transaction and then wakes the engine; a read only reads.
+A server of another project is 404 for a non-admin, on every endpoint.
+
+The server body is Nova 2.1's (strict clients such as Tempest reject unknown
+keys): the site a server is placed in is its `OS-EXT-AZ:availability_zone` (and
+the admin's `OS-EXT-SRV-ATTR:host`). The one Isthmus extension field,
+`isthmus:pending_reason`, appears only while the engine waits to realise a change
+in the site (a site down, a retry), never on a server that is settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isthmus.api.catalog import base_url_of
+from isthmus.api.compute.common import (
+    MAX_VERSION,
+    MIN_VERSION,
+    api_url,
+    compute_router,
+    links,
+    require_object,
+    version_string,
+)
+from isthmus.api.compute.create import boot, parse_boot_request
+from isthmus.api.compute.listing import list_servers_page
+from isthmus.api.compute.validation import validate_access_ip, validate_metadata
+from isthmus.api.compute.views import ServerState, ServerViews, interface
+from isthmus.api.context import RequestContext, get_context
+from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.store import repo
+from isthmus.store.tables import Resource
+
+router = compute_router()
+
+
+# -- versions --------------------------------------------------------------------------------
+
+
+def _version_doc(request: Request, full: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": version_string(MAX_VERSION),
+        "min_version": version_string(MIN_VERSION),
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{api_url(request)}/"}],
+    }
+    if full:
+        doc["links"].append(
+            {
+                "rel": "describedby",
+                "type": "text/html",
+                "href": "https://docs.openstack.org/api-ref/compute/",
+            }
+        )
+        doc["media-types"] = [
+            {
+                "base": "application/json",
+                "type": "application/vnd.openstack.compute+json;version=2.1",
+            }
+        ]
+    return doc
+
+
+@router.get("")
+@router.get("/")
+def versions(request: Request) -> dict[str, Any]:
+    return {"versions": [_version_doc(request, full=False)]}
+
+
+@router.get("/v2.1")
+@router.get("/v2.1/")
+def version(request: Request) -> dict[str, Any]:
+    return {"version": _version_doc(request, full=True)}
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.service
+
+
+def get_server(
+    session: Session, ctx: RequestContext, server_id: str, include_deleting: bool = True
+) -> Resource:
+    """The server if the caller may see it (a deleting one too); 404 otherwise."""
+    return repo.get(
+        session,
+        "server",
+        server_id,
+        project_id=ctx.visible_project(),
+        include_deleting=include_deleting,
+    )
+
+
+def check_state(
+    server: Resource,
+    state: ServerState,
+    action: str,
+    vm_states: tuple[str, ...],
+    task_states: tuple[str | None, ...] = (None,),
+) -> None:
+    """409 unless the server's vm_state and task_state allow `action` (as Nova)."""
+    if state.vm_state not in vm_states:
+        raise Conflict(
+            f"Cannot '{action}' instance {server.id} while it is in vm_state {state.vm_state}"
+        )
+    if state.task_state not in task_states:
+        raise Conflict(
+            f"Cannot '{action}' instance {server.id} while it is in task_state {state.task_state}"
+        )
+
+
+def state_of(session: Session, server: Resource) -> ServerState:
+    return ServerViews(session, [server]).state(server)
+
+
+def _show(request: Request, ctx: RequestContext, session: Session, server: Resource) -> Any:
+    return {"server": ServerViews(session, [server]).detail(request, ctx, server)}
+
+
+@router.get("/v2.1/servers")
+def list_servers(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    return list_servers_page(request, ctx, detail=False)
+
+
+@router.get("/v2.1/servers/detail")
+def list_servers_detail(
+    request: Request, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    return list_servers_page(request, ctx, detail=True)
+
+
+# -- create, show, update, delete ------------------------------------------------------------
+
+
+@router.post("/v2.1/servers", status_code=202)
+def create_server(
+    request: Request, body: dict[str, Any], ctx: RequestContext = Depends(get_context)
+) -> JSONResponse:
+    ctx.require_member("os_compute_api:servers:create")
+    service = _service(request)
+    with service.db.session() as session:
+        boot_request = parse_boot_request(session, ctx, body)
+        servers = boot(session, ctx, boot_request)
+        first = servers[0]
+        reservation_id = first.spec["reservation_id"]
+    service.wake()
+    if boot_request.return_reservation_id:
+        return JSONResponse({"reservation_id": reservation_id}, status_code=202)
+    answer = {
+        "server": {
+            "id": first.id,
+            "links": links(request, "servers", first.id),
+            "adminPass": boot_request.admin_pass,
+            "OS-DCF:diskConfig": boot_request.disk_config,
+            "security_groups": [{"name": n} for n in boot_request.group_names],
+        }
+    }
+    location = f"{base_url_of(request)}/compute/v2.1/servers/{first.id}"
+    return JSONResponse(answer, status_code=202, headers={"Location": location})
+
+
+@router.get("/v2.1/servers/{server_id}")
+def show_server(
+    request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    with _service(request).db.read() as session:
+        return _show(request, ctx, session, get_server(session, ctx, server_id))
+
+
+@router.put("/v2.1/servers/{server_id}")
+def update_server(
+    request: Request,
+    server_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    ctx.require_member("os_compute_api:servers:update")
+    update = require_object(body, "server")
+    allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"}
+    unknown = sorted(set(update) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"Invalid input for field/attribute server. Additional properties are not allowed"
+            f" ({', '.join(repr(k) for k in unknown)} unexpected); allowed: {sorted(allowed)}."
+        )
+    fields: dict[str, Any] = {}
+    spec: dict[str, Any] = {}
+    if "name" in update:
+        name = update["name"]
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise BadRequest(f"Invalid input for field/attribute name. Value: {name}.")
+        fields["name"] = name
+    if "accessIPv4" in update:
+        spec["access_ipv4"] = validate_access_ip("accessIPv4", update["accessIPv4"], 4)
+    if "accessIPv6" in update:
+        spec["access_ipv6"] = validate_access_ip("accessIPv6", update["accessIPv6"], 6)
+    if "OS-DCF:diskConfig" in update:
+        if update["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
+            raise BadRequest("OS-DCF:diskConfig must be 'AUTO' or 'MANUAL'.")
+        spec["disk_config"] = update["OS-DCF:diskConfig"]
+    service = _service(request)
+    with service.db.session() as session:
+        server = get_server(session, ctx, server_id)
+        if server.deleting:
+            raise Conflict(
+                f"Cannot 'update' instance {server.id} while it is in task_state deleting"
+            )
+        if fields or spec:
+            repo.change(session, server, spec=spec, **fields)
+        answer = {"server": ServerViews(session, [server]).detail(request, ctx, server, False)}
+    service.wake()
+    return answer
+
+
+def release_server_attachments(session: Session, server: Resource) -> None:
+    """A server is going: its own ports go with it, ports given at create stay
+    (detached, out of the site) and attached volumes are detached."""
+    for port in session.scalars(
+        select(Resource).where(
+            Resource.kind == "port",
+            Resource.device_id == server.id,
+            Resource.deleting.is_(False),
+        )
+    ):
+        if port.spec.get("delete_with_server"):
+            repo.mark_deleting(session, port)
+        else:
+            repo.change(
+                session,
+                port,
+                device_id=None,
+                site=None,
+                status="DOWN",
+                spec={"nic_index": None, "device_owner": "", "delete_with_server": False},
+            )
+    for volume in session.scalars(
+        select(Resource).where(
+            Resource.kind == "volume",
+            Resource.device_id == server.id,
+            Resource.deleting.is_(False),
+        )
+    ):
+        repo.change(session, volume, device_id=None, status="detaching", spec={"device": None})
+
+
+@router.delete("/v2.1/servers/{server_id}", status_code=204)
+def delete_server(
+    request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    ctx.require_member("os_compute_api:servers:delete")
+    service = _service(request)
+    with service.db.session() as session:
+        server = get_server(session, ctx, server_id)
+        if not server.deleting:
+            release_server_attachments(session, server)
+            repo.mark_deleting(session, server)
+    service.wake()
+    return Response(status_code=204)
+
+
+# -- actions -----------------------------------------------------------------------------------
+
+
+def _reboot_type(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
+        raise BadRequest(
+            f"Invalid input for field/attribute reboot. Value: {value}. 'type' must be"
+            " 'SOFT' or 'HARD'."
+        )
+    return kind.upper()
+
+
+@router.post("/v2.1/servers/{server_id}/action", status_code=202)
+def server_action(
+    request: Request,
+    server_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> Response:
+    ctx.require_member("os_compute_api:servers:action")
+    if len(body) != 1:
+        raise BadRequest("A server action body has exactly one key: the action.")
+    action, value = next(iter(body.items()))
+    if action not in ("os-start", "os-stop", "reboot"):
+        raise BadRequest(
+            f"Isthmus does not support the server action {action!r};"
+            " supported: os-start, os-stop, reboot."
+        )
+    service = _service(request)
+    with service.db.session() as session:
+        server = get_server(session, ctx, server_id)
+        state = state_of(session, server)
+        if action == "os-start":
+            check_state(server, state, "start", ("stopped",))
+            repo.change(session, server, spec={"power_on": True})
+        elif action == "os-stop":
+            check_state(server, state, "stop", ("active", "error"))
+            repo.change(session, server, spec={"power_on": False})
+        else:
+            reboot_type = _reboot_type(value)
+            if reboot_type == "SOFT":
+                check_state(server, state, "reboot", ("active",))
+            else:
+                check_state(
+                    server,
+                    state,
+                    "reboot",
+                    ("active", "stopped", "error"),
+                    (None, "rebooting", "powering-on", "powering-off"),
+                )
+            spec = server.spec
+            repo.change(
+                session,
+                server,
+                spec={
+                    "power_on": True,
+                    "reboot_count": int(spec.get("reboot_count", 0)) + 1,
+                    "reboot_type": reboot_type,
+                    "reboot_generation": server.generation + 1,
+                },
+            )
+    service.wake()
+    return Response(status_code=202)
+
+
+# -- metadata ------------------------------------------------------------------------------------
+
+
+def _change_metadata(
+    request: Request,
+    ctx: RequestContext,
+    server_id: str,
+    action: str,
+    compute: Callable[[dict[str, str]], dict[str, str]],
+) -> dict[str, str]:
+    """Apply `compute(current) -> new` to a server's metadata; returns the new one."""
+    service = _service(request)
+    with service.db.session() as session:
+        server = get_server(session, ctx, server_id)
+        check_state(server, state_of(session, server), action, ("active", "stopped"))
+        metadata = validate_metadata(compute(dict(server.spec.get("metadata") or {})))
+        repo.change(session, server, spec={"metadata": metadata})
+    service.wake()
+    return metadata
+
+
+@router.get("/v2.1/servers/{server_id}/metadata")
+def list_metadata(
+    request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    with _service(request).db.read() as session:
+        server = get_server(session, ctx, server_id)
+        return {"metadata": dict(server.spec.get("metadata") or {})}
+
+
+@router.put("/v2.1/servers/{server_id}/metadata")
+def replace_metadata(
+    request: Request,
+    server_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    new = validate_metadata(body.get("metadata"))
+    return {"metadata": _change_metadata(request, ctx, server_id, "update metadata", lambda _: new)}
+
+
+@router.post("/v2.1/servers/{server_id}/metadata")
+def merge_metadata(
+    request: Request,
+    server_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    new = validate_metadata(body.get("metadata"))
+    merged = _change_metadata(
+        request, ctx, server_id, "update metadata", lambda current: {**current, **new}
+    )
+    return {"metadata": merged}
+
+
+@router.get("/v2.1/servers/{server_id}/metadata/{key}")
+def show_metadata_item(
+    request: Request, server_id: str, key: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    with _service(request).db.read() as session:
+        metadata = get_server(session, ctx, server_id).spec.get("metadata") or {}
+        if key not in metadata:
+            raise NotFound("Metadata item was not found")
+        return {"meta": {key: metadata[key]}}
+
+
+@router.put("/v2.1/servers/{server_id}/metadata/{key}")
+def set_metadata_item(
+    request: Request,
+    server_id: str,
+    key: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    meta = validate_metadata(body.get("meta"), "meta")
+    if len(meta) != 1:
+        raise BadRequest("Request body contains too many items")
+    if key not in meta:
+        raise BadRequest("Request body and URI mismatch")
+    _change_metadata(
+        request, ctx, server_id, "update metadata", lambda current: {**current, **meta}
+    )
+    return {"meta": meta}
+
+
+@router.delete("/v2.1/servers/{server_id}/metadata/{key}", status_code=204)
+def delete_metadata_item(
+    request: Request, server_id: str, key: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    def without(current: dict[str, str]) -> dict[str, str]:
+        if key not in current:
+            raise NotFound("Metadata item was not found")
+        return {k: v for k, v in current.items() if k != key}
+
+    _change_metadata(request, ctx, server_id, "delete metadata", without)
+    return Response(status_code=204)
+
+
+# -- ips: the server's addresses by network (read-only) -------------------------------------
+
+
+def _ips(request: Request, ctx: RequestContext, server_id: str) -> dict[str, list[Any]]:
+    """Nova's basic address view: {network label: [{version, addr}]}."""
+    with _service(request).db.read() as session:
+        server = get_server(session, ctx, server_id)
+        addresses = ServerViews(session, [server]).addresses(server)
+    return {
+        label: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+        for label, entries in addresses.items()
+    }
+
+
+@router.get("/v2.1/servers/{server_id}/ips")
+def list_ips(
+    request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    return {"addresses": _ips(request, ctx, server_id)}
+
+
+@router.get("/v2.1/servers/{server_id}/ips/{network_label}")
+def show_ips(
+    request: Request, server_id: str, network_label: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    addresses = _ips(request, ctx, server_id)
+    if network_label not in addresses:
+        raise NotFound("Instance is not a member of specified network")
+    return {network_label: addresses[network_label]}
+
+
+# -- interfaces (read-only) ----------------------------------------------------------------------
+
+
+@router.get("/v2.1/servers/{server_id}/os-interface")
+def list_interfaces(
+    request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    with _service(request).db.read() as session:
+        server = get_server(session, ctx, server_id)
+        ports = ServerViews(session, [server]).ports[server.id]
+        return {"interfaceAttachments": [interface(p) for p in ports]}
+
+
+@router.get("/v2.1/servers/{server_id}/os-interface/{port_id}")
+def show_interface(
+    request: Request, server_id: str, port_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    with _service(request).db.read() as session:
+        server = get_server(session, ctx, server_id)
+        for port in ServerViews(session, [server]).ports[server.id]:
+            if port.id == port_id:
+                return {"interfaceAttachment": interface(port)}
+        raise NotFound(f"Port {port_id} is not attached to server {server.id}.")

@@ -1,0 +1,543 @@
+"""Network v2.0 (Neutron): version discovery, extensions, availability zones and
+networks. Subnets live in api/network/subnets.py, ports in api/network/ports.py,
+security groups in api/network/security.py, routers in api/network/l3.py,
+floating IPs in api/network/floating_ips.py, quotas and tags in api/network/extras.py;
+shared plumbing in api/network/common.py.
+
+A network is intent only: it is created in the store and reaches a site when a
+port placed there needs it (the engine does that), so nothing is enqueued at
+create time. Its `availability_zones` are the sites it is realised in now (its
+bindings), so a network reaches a site with its first port there and leaves
+after its last one; reads change nothing. Its `availability_zone_hints` (set at
+create, names of sites: an unknown one is 404 AvailabilityZoneNotFound as in
+Neutron) are the sites it may reach: Compute refuses (400) a server in another
+zone on it and places a server without a zone among them (api/compute/create.py).
+Empty hints: wherever a port needs it. An update goes through `repo.change`,
+which enqueues the sites the network is in.
+Errors use Neutron's body `{"NeutronError": {"type", "message", "detail"}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isthmus.api.catalog import base_url_of
+from isthmus.api.context import RequestContext, get_context
+from isthmus.api.network import common as nc
+from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.fabric import interconnect
+from isthmus.store import quotas, repo, segments
+from isthmus.store.ports import subnets_of
+from isthmus.store.tables import Resource, Site
+
+router = APIRouter(prefix="/network")
+
+# (alias, name, description, updated) of every extension Isthmus really serves
+EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "availability_zone",
+        "Availability Zone",
+        "The availability zone extension.",
+        "2015-01-01T10:00:00-00:00",
+    ),
+    (
+        "network_availability_zone",
+        "Network Availability Zone",
+        "Availability zone support for network.",
+        "2015-01-01T10:00:00-00:00",
+    ),
+    (
+        "router_availability_zone",
+        "Router Availability Zone",
+        "Availability zone support for router.",
+        "2015-01-01T10:00:00-00:00",
+    ),
+    (
+        "binding",
+        "Port Binding",
+        "Expose port bindings of a virtual port to external application",
+        "2014-02-03T10:00:00-00:00",
+    ),
+    (
+        "external-net",
+        "Neutron external network",
+        "Adds external network attribute to network resource.",
+        "2013-01-14T10:00:00-00:00",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on"
+        " the external gateway",
+        "2013-03-28T10:00:00-00:00",
+    ),
+    (
+        "fip-port-details",
+        "Floating IP Port Details Extension",
+        "Add port_details attribute to Floating IP resource",
+        "2018-04-09T10:00:00-00:00",
+    ),
+    (
+        "net-mtu",
+        "Network MTU",
+        "Provides MTU attribute for a network resource.",
+        "2015-03-25T10:00:00-00:00",
+    ),
+    (
+        "net-mtu-writable",
+        "Network MTU (writable)",
+        "Provides a writable MTU attribute for a network resource.",
+        "2017-07-12T00:00:00-00:00",
+    ),
+    (
+        "pagination",
+        "Pagination support",
+        "Extension that indicates that pagination is enabled.",
+        "2016-06-12T00:00:00-00:00",
+    ),
+    (
+        "project-id",
+        "project_id field enabled",
+        "Extension that indicates that project_id field is enabled.",
+        "2016-09-09T09:09:09-09:09",
+    ),
+    (
+        "provider",
+        "Provider Network",
+        "Expose mapping of virtual networks to physical networks",
+        "2012-09-07T10:00:00-00:00",
+    ),
+    (
+        "quotas",
+        "Quota management support",
+        "Expose functions for quotas management per project",
+        "2012-07-29T10:00:00-00:00",
+    ),
+    (
+        "quota_details",
+        "Quota details management support",
+        "Expose functions for quotas usage statistics per project",
+        "2017-02-10T10:00:00-00:00",
+    ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access"
+        " to external networks via a NAT gateway.",
+        "2012-07-20T10:00:00-00:00",
+    ),
+    (
+        "security-group",
+        "security-group",
+        "The security groups extension.",
+        "2012-10-05T10:00:00-00:00",
+    ),
+    (
+        "sorting",
+        "Sorting support",
+        "Extension that indicates that sorting is enabled.",
+        "2016-06-12T00:00:00-00:00",
+    ),
+    (
+        "standard-attr-description",
+        "standard-attr-description",
+        "Extension to add descriptions to standard attributes",
+        "2016-02-10T10:00:00-00:00",
+    ),
+    (
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+        "2016-04-11T10:00:00-00:00",
+    ),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: subnet, router, network, port,"
+        " security_group, floatingip",
+        "Enables to set tag on resources with standard attribute.",
+        "2017-01-01T00:00:00-00:00",
+    ),
+    (
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron resources that have Neutron"
+        " standard attributes.",
+        "2016-09-12T10:00:00-00:00",
+    ),
+    (
+        "subnet-external-network",
+        "Subnet External Network",
+        "Informs if the subnet belongs to an external network (such subnets are visible to"
+        " every project, as their networks are).",
+        "2022-11-22T10:00:00-00:00",
+    ),
+)
+
+
+# -- versions, resources, extensions ---------------------------------------------------------
+
+
+def _version(request: Request) -> dict[str, Any]:
+    return {
+        "id": "v2.0",
+        "status": "CURRENT",
+        "links": [{"rel": "self", "href": f"{base_url_of(request)}/network/v2.0/"}],
+    }
+
+
+@router.get("")
+@router.get("/")
+def versions(request: Request) -> dict[str, Any]:
+    return {"versions": [_version(request)]}
+
+
+@router.get("/v2.0")
+@router.get("/v2.0/")
+def resources(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    base = f"{base_url_of(request)}/network/v2.0"
+    names = {
+        "network": "networks",
+        "subnet": "subnets",
+        "port": "ports",
+        "router": "routers",
+        "floatingip": "floatingips",
+        "security_group": "security-groups",
+        "security_group_rule": "security-group-rules",
+        "availability_zone": "availability_zones",
+        "quota": "quotas",
+        "extension": "extensions",
+    }
+    return {
+        "resources": [
+            {
+                "name": name,
+                "collection": collection.replace("-", "_"),
+                "links": [{"rel": "self", "href": f"{base}/{collection}"}],
+            }
+            for name, collection in names.items()
+        ]
+    }
+
+
+def _extension(alias: str, name: str, description: str, updated: str) -> dict[str, Any]:
+    return {
+        "alias": alias,
+        "name": name,
+        "description": description,
+        "updated": updated,
+        "links": [],
+    }
+
+
+@router.get("/v2.0/extensions")
+def list_extensions(ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    return {"extensions": [_extension(*e) for e in EXTENSIONS]}
+
+
+@router.get("/v2.0/extensions/{alias}")
+def show_extension(alias: str, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    for extension in EXTENSIONS:
+        if extension[0] == alias:
+            return {"extension": _extension(*extension)}
+    raise NotFound(f"Extension with alias {alias} does not exist", "HTTPNotFound")
+
+
+# -- availability zones ----------------------------------------------------------------------
+
+
+@router.get("/v2.0/availability_zones")
+def list_availability_zones(
+    request: Request, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    """One zone per site, for networks and routers; unavailable while the site is down."""
+    zones = []
+    with nc.read_session(request) as session:
+        for site in session.scalars(select(Site).order_by(Site.name)):
+            state = "available" if site.enabled and site.health != "down" else "unavailable"
+            for resource in ("network", "router"):
+                zones.append({"name": site.name, "resource": resource, "state": state})
+    params = request.query_params
+    wanted = {
+        "name": params.getlist("name") + params.getlist("availability_zone"),
+        "resource": params.getlist("resource") + params.getlist("agent_type"),
+        "state": params.getlist("state"),
+    }
+    for key, values in wanted.items():
+        if values:
+            zones = [z for z in zones if z[key] in values]
+    return {"availability_zones": zones}
+
+
+# -- networks --------------------------------------------------------------------------------
+
+_NETWORK_POST = {
+    "name",
+    "description",
+    "admin_state_up",
+    "shared",
+    "router:external",
+    "mtu",
+    "availability_zone_hints",
+    "is_default",
+    "project_id",
+    "tenant_id",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+}
+_NETWORK_PUT = {
+    "name",
+    "description",
+    "admin_state_up",
+    "shared",
+    "router:external",
+    "mtu",
+    "is_default",
+}
+_NETWORK_READ_ONLY = {
+    "id",
+    "status",
+    "subnets",
+    "availability_zones",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "tags",
+    "ipv4_address_scope",
+    "ipv6_address_scope",
+    "availability_zone_hints",
+    "project_id",
+    "tenant_id",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+    "isthmus:interconnect",
+}
+_ADMIN_ONLY = ("shared", "router:external", "is_default")
+_PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
+MAX_VNI = 2**24 - 1
+
+
+def network_body(
+    network: Resource, subnets: list[str], zones: list[str], admin: bool
+) -> dict[str, Any]:
+    spec = network.spec
+    body = {
+        **nc.common_fields(network),
+        "status": network.status or "ACTIVE",
+        "admin_state_up": bool(spec.get("admin_state_up", True)),
+        "shared": bool(spec.get("shared", False)),
+        "router:external": bool(spec.get("external", False)),
+        "is_default": bool(spec.get("is_default", False)),
+        "mtu": int(spec.get("mtu", nc.DEFAULT_MTU)),
+        "subnets": subnets,
+        "availability_zone_hints": list(spec.get("availability_zone_hints") or []),
+        "availability_zones": zones,
+        "ipv4_address_scope": None,
+        "ipv6_address_scope": None,
+    }
+    if admin:
+        body["provider:network_type"] = "vxlan"
+        body["provider:physical_network"] = None
+        body["provider:segmentation_id"] = spec.get("segmentation_id")
+        # per site it is in: how that site joins the segment (fabric/interconnect.py)
+        reports = interconnect.reports_of(network.observed)
+        body["isthmus:interconnect"] = {site: dict(r) for site, r in reports.items()}
+    return body
+
+
+def show_network(session: Session, ctx: RequestContext, network: Resource) -> dict[str, Any]:
+    subnets = [s.id for s in subnets_of(session, network.id)]
+    zones = nc.zones_of(session, [network.id])[network.id]
+    return network_body(network, subnets, zones, ctx.is_admin)
+
+
+def _mtu(value: Any, has_v6: bool) -> int:
+    mtu = nc.to_int("mtu", value)
+    low = nc.MIN_MTU_V6 if has_v6 else nc.MIN_MTU_V4
+    if mtu > nc.DEFAULT_MTU:
+        raise BadRequest(f"Requested MTU is too big, maximum is {nc.DEFAULT_MTU}", "InvalidInput")
+    if mtu < low:
+        raise BadRequest(
+            f"Invalid input for operation: MTU {mtu} is below the minimum of {low}"
+            f"{' for IPv6' if has_v6 else ''}.",
+            "InvalidInput",
+        )
+    return mtu
+
+
+def _segmentation_id(session: Session, data: dict[str, Any], network_id: str) -> int | None:
+    kind = data.get("provider:network_type")
+    if kind is not None and kind != "vxlan":
+        raise BadRequest(f"Network type value '{kind}' not supported", "InvalidInput")
+    if data.get("provider:physical_network") is not None:
+        raise BadRequest(
+            "Invalid input for operation: physical_network not allowed for vxlan network.",
+            "InvalidInput",
+        )
+    value = data.get("provider:segmentation_id")
+    if value is None:
+        return None
+    vni = nc.to_int("provider:segmentation_id", value, low=1, high=MAX_VNI)
+    for other in nc.live(session, "network"):
+        if other.id != network_id and other.spec.get("segmentation_id") == vni:
+            raise Conflict(
+                f"Unable to create the network. The tunnel ID {vni} is in use.", "TunnelIdInUse"
+            )
+    return vni
+
+
+def _network_spec(data: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if "description" in data:
+        spec["description"] = nc.to_str("description", data["description"])
+    if "admin_state_up" in data:
+        spec["admin_state_up"] = nc.to_bool("admin_state_up", data["admin_state_up"])
+    if "shared" in data:
+        spec["shared"] = nc.to_bool("shared", data["shared"])
+    if "router:external" in data:
+        spec["external"] = nc.to_bool("router:external", data["router:external"])
+    if "is_default" in data:
+        spec["is_default"] = nc.to_bool("is_default", data["is_default"])
+    return spec
+
+
+@router.get("/v2.0/networks")
+def list_networks(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    with nc.read_session(request) as session:
+        rows = nc.visible_rows(session, ctx, "network")
+        ids = [r.id for r in rows]
+        subnets: dict[str, list[str]] = {i: [] for i in ids}
+        for subnet in nc.live(session, "subnet"):
+            if subnet.parent_id in subnets:
+                subnets[subnet.parent_id].append(subnet.id)
+        zones = nc.zones_of(session, ids)
+        bodies = [network_body(r, subnets[r.id], zones[r.id], ctx.is_admin) for r in rows]
+    return nc.list_page(request, "networks", "network", bodies)
+
+
+@router.get("/v2.0/networks/{network_id}")
+def get_network(
+    request: Request, network_id: str, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    with nc.read_session(request) as session:
+        network = nc.load(session, ctx, "network", network_id)
+        return {"network": nc.show_fields(request, show_network(session, ctx, network))}
+
+
+@router.post("/v2.0/networks", status_code=201)
+def create_network(
+    request: Request, body: Any = Body(None), ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    nc.require_member(ctx, "create_network")
+    items, bulk = nc.items_of(body, "network", "networks")
+    for data in items:
+        nc.check_attributes(data, _NETWORK_POST, _NETWORK_READ_ONLY, put=False)
+        nc.forbid_unless_admin(ctx, data, *_ADMIN_ONLY, *_PROVIDER)
+
+    def work(session: Session) -> dict[str, Any]:
+        created = []
+        for data in items:  # one by one, so a bulk request is checked against itself
+            project = nc.owner_of(ctx, data)
+            spec = {
+                "mtu": nc.DEFAULT_MTU,
+                "admin_state_up": True,
+                "shared": False,
+                "external": False,
+                "is_default": False,
+                "description": "",
+                "availability_zone_hints": [],
+                "tags": [],
+                **_network_spec(data),
+            }
+            if "mtu" in data:
+                spec["mtu"] = _mtu(data["mtu"], has_v6=False)
+            if "availability_zone_hints" in data:
+                spec["availability_zone_hints"] = nc.validate_zone_hints(
+                    session, data["availability_zone_hints"]
+                )
+            vni = _segmentation_id(session, data, "")
+            if vni is None:  # the fabric's segment id: every network has one
+                vni = segments.allocate_vni(session, *request.app.state.service.config.vni_range)
+            spec["segmentation_id"] = vni
+            name = nc.to_str("name", data.get("name"))
+            quotas.check(session, project, {"networks": 1})
+            network = repo.add(
+                session, "network", project_id=project, name=name, status="ACTIVE", spec=spec
+            )
+            session.flush()
+            created.append(network_body(network, [], [], ctx.is_admin))
+        return {"networks": created} if bulk else {"network": created[0]}
+
+    return nc.transact(request, work)
+
+
+@router.put("/v2.0/networks/{network_id}")
+def update_network(
+    request: Request,
+    network_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    nc.require_member(ctx, "update_network")
+    data = nc.object_of(body, "network")
+    nc.check_attributes(data, _NETWORK_PUT, _NETWORK_READ_ONLY, put=True)
+    nc.forbid_unless_admin(ctx, data, *_ADMIN_ONLY)
+
+    def work(session: Session) -> dict[str, Any]:
+        network = nc.load(session, ctx, "network", network_id)
+        nc.require_owner(ctx, network, "update_network")
+        spec = _network_spec(data)
+        subnets = subnets_of(session, network.id)
+        if "mtu" in data:
+            has_v6 = any(s.spec.get("ip_version") == 6 for s in subnets)
+            spec["mtu"] = _mtu(data["mtu"], has_v6)
+        ports = nc.live(session, "port", parent_id=network.id)
+        if spec.get("shared") is False and network.spec.get("shared"):
+            if any(p.project_id not in (network.project_id, "") for p in ports):
+                raise Conflict(
+                    f"Unable to reconfigure sharing settings for network {network.id}."
+                    " Multiple projects are using it.",
+                    "InvalidSharedSetting",
+                )
+        if spec.get("external") is False and network.spec.get("external"):
+            if any(p.spec.get("device_owner") in nc.L3_OWNERS for p in ports):
+                raise Conflict(
+                    f"External network {network.id} cannot be updated to be internal: it"
+                    " has floating IPs or router gateway ports.",
+                    "ExternalNetworkInUse",
+                )
+        fields: dict[str, Any] = {"spec": spec}
+        if "name" in data:
+            fields["name"] = nc.to_str("name", data["name"])
+        repo.change(session, network, **fields)
+        return {"network": show_network(session, ctx, network)}
+
+    return nc.transact(request, work)
+
+
+@router.delete("/v2.0/networks/{network_id}", status_code=204)
+def delete_network(
+    request: Request, network_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    nc.require_member(ctx, "delete_network")
+
+    def work(session: Session) -> None:
+        network = nc.load(session, ctx, "network", network_id)
+        nc.require_owner(ctx, network, "delete_network")
+        if nc.live(session, "port", parent_id=network.id):
+            raise Conflict(
+                f"Unable to complete operation on network {network.id}. There are one or more"
+                " ports still in use on the network.",
+                "NetworkInUse",
+            )
+        for subnet in subnets_of(session, network.id):
+            repo.mark_deleting(session, subnet)
+        repo.mark_deleting(session, network)
+
+    nc.transact(request, work)
+    return Response(status_code=204)

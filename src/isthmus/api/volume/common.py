@@ -1,0 +1,276 @@
+"""Shared pieces of the Block Storage v3 API (api/volume/volumes.py and its companions):
+request parsing (entities, flags, metadata), list paging the way Cinder does it
+(api/listing.py, 404 for an unknown marker, `<things>_links`), volume types
+lookup and the choice of a site for a new volume.
+
+Site choice for a volume without an availability zone: among enabled sites that
+are not down, the one with the most free disk, where free disk is what the site
+reports (`capacity.disk_gb`) minus what servers were promised there
+(`allocated.disk_gb`) minus the gigabytes of the volumes placed there (from
+intent); ties go to the first name. Volumes claim nothing in `sites.allocated`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from isthmus.api import listing
+from isthmus.api.catalog import base_url_of
+from isthmus.api.context import RequestContext, get_context
+from isthmus.api.listing import Page
+from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.service import DEFAULT_VOLUME_TYPE
+from isthmus.store.tables import Resource, Site
+
+# the one microversion served: plain v3.0 (see versions in api/volume/volumes.py)
+MAX_MICROVERSION = "3.0"
+MIN_MICROVERSION = "3.0"
+
+T = TypeVar("T")
+
+TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}
+FALSE_WORDS = {"0", "false", "f", "no", "n", "off", ""}
+
+
+def service_of(request: Request) -> Any:
+    return request.app.state.service
+
+
+def url_project(project_id: str, ctx: RequestContext = Depends(get_context)) -> str:
+    """The project id of a Block Storage URL (`/volume/v3/<project_id>/...`), checked
+    once for every route mounted under it (api/volume/volumes.py adds this dependency to the
+    whole prefix). As in Cinder (cinder/api/openstack/wsgi.py, `_process_stack`), it
+    must name the token's own project, for an admin too: anything else is 400
+    "Malformed request url" and nothing is read or written. An admin reaches other
+    projects' volumes by id or `all_tenants`, and names the target project of quota
+    sets after `os-quota-sets/`, never in the URL's project segment."""
+    if project_id != ctx.project_id:
+        raise BadRequest("Malformed request url")
+    return project_id
+
+
+def entity(body: Any, key: str) -> dict[str, Any]:
+    """The `{key: {...}}` envelope of a request body, or 400."""
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest(f"Missing required element '{key}' in request body.")
+    return body[key]
+
+
+def flag(value: Any, name: str = "flag") -> bool:
+    """A boolean from JSON or a query string ("true", "1", "False", ...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise BadRequest(f"Invalid value '{value}' for {name}: expected a boolean.")
+
+
+def text(ref: dict[str, Any], key: str, max_length: int = 255) -> str | None:
+    """An optional string field (None stays None), at most `max_length` long."""
+    value = ref.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"Invalid input for field/attribute {key}: must be a string.")
+    if len(value) > max_length:
+        raise BadRequest(
+            f"Invalid input for field/attribute {key}: longer than {max_length} characters."
+        )
+    return value
+
+
+def positive_int(value: Any, name: str) -> int:
+    """An integer >= 1 given as a number or a string of digits."""
+    if isinstance(value, bool):
+        raise BadRequest(f"Invalid input for field/attribute {name}: must be an integer.")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise BadRequest(f"Invalid input for field/attribute {name}: must be an integer.")
+    if value < 1:
+        raise BadRequest(
+            f"Invalid input received: {name} must be an integer and greater than 0 (got {value})."
+        )
+    return value
+
+
+def metadata(value: Any) -> dict[str, str]:
+    """Cinder metadata: a mapping of strings (keys 1..255, values up to 255)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid input for field/attribute metadata: must be an object.")
+    for key, item in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 255:
+            raise BadRequest("Invalid metadata key: must be 1 to 255 characters.")
+        if not isinstance(item, str) or len(item) > 255:
+            raise BadRequest(f"Invalid metadata value for {key}: must be a string of <= 255.")
+    return dict(value)
+
+
+def metadata_filter(raw: str | None) -> dict[str, str]:
+    """The `metadata` list filter: a dict written as JSON or as a Python literal."""
+    if not raw:
+        return {}
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(raw)
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(parsed, dict):
+            return {str(k): str(v) for k, v in parsed.items()}
+    raise BadRequest(f"Invalid metadata filter {raw!r}: expected a mapping.")
+
+
+# -- list paging ------------------------------------------------------------------------------
+
+
+def paginate(
+    items: list[T], page: Page, value: Callable[[T, str], Any], ident: Callable[[T], str]
+) -> tuple[list[T], bool]:
+    """listing.paginate with Cinder's answer to an unknown marker (404)."""
+    return listing.paginate(
+        items, page, value, ident, lambda marker: NotFound(f"Marker {marker} could not be found.")
+    )
+
+
+def list_query(request: Request, ctx: RequestContext, kind: str) -> Select[Resource]:
+    """The rows of `kind` a list request may see: the caller's project, or with
+    `all_tenants` (admins) every project or the one `project_id` names; `name=`
+    filters exactly."""
+    params = request.query_params
+    scope = ctx.scope(flag(params.get("all_tenants", "false"), "all_tenants"))
+    query = select(Resource).where(Resource.kind == kind)
+    if scope is not None:
+        query = query.where(Resource.project_id == scope)
+    elif params.get("project_id"):
+        query = query.where(Resource.project_id == params["project_id"])
+    if params.get("name"):
+        query = query.where(Resource.name == params["name"])
+    return query
+
+
+def list_answer(
+    request: Request,
+    collection: str,
+    pairs: list[tuple[Resource, dict[str, Any]]],
+    page: Page,
+    summary: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """One page of (row, body) pairs after the `status=` filter, as Cinder answers a
+    list: bodies (or their `summary` for the non-detail list) plus next links. Call
+    it inside the session the rows came from (paging reads them)."""
+    status = request.query_params.get("status")
+    if status:
+        pairs = [p for p in pairs if p[1]["status"] == status]
+    page_pairs, more = paginate(pairs, page, listing.by_body, listing.pair_id)
+    shown = [body if summary is None else summary(body) for _, body in page_pairs]
+    answer: dict[str, Any] = {collection: shown}
+    if shown:
+        answer.update(next_links(request, collection, shown[-1]["id"], more))
+    return answer
+
+
+def next_links(request: Request, collection: str, last_id: str, more: bool) -> dict[str, Any]:
+    """`{"<collection>_links": [{"rel": "next", ...}]}` when more items follow."""
+    if not more:
+        return {}
+    query = request.url.include_query_params(marker=last_id).query
+    href = f"{base_url_of(request)}{request.url.path}?{query}"
+    return {f"{collection}_links": [{"rel": "next", "href": href}]}
+
+
+def self_links(request: Request, project_id: str | None, path: str) -> list[dict[str, str]]:
+    base = base_url_of(request)
+    return [
+        {"rel": "self", "href": f"{base}/volume/v3/{project_id}/{path}"},
+        {"rel": "bookmark", "href": f"{base}/volume/{project_id}/{path}"},
+    ]
+
+
+# -- volume types --------------------------------------------------------------------------------
+
+
+def live_types(session: Session) -> list[Resource]:
+    query = select(Resource).where(Resource.kind == "volume_type", Resource.deleting.is_(False))
+    return list(session.scalars(query.order_by(Resource.name)))
+
+
+def type_names(session: Session) -> dict[str, str]:
+    """Volume type id -> current name."""
+    return {t.id: t.name for t in live_types(session)}
+
+
+def default_type(session: Session) -> Resource:
+    found = session.scalar(
+        select(Resource).where(
+            Resource.kind == "volume_type",
+            Resource.name == DEFAULT_VOLUME_TYPE,
+            Resource.deleting.is_(False),
+        )
+    )
+    if found is None:
+        raise NotFound("Default volume type can not be found.")
+    return found
+
+
+def find_type(session: Session, ref: str) -> Resource | None:
+    """A volume type by id or name (None when there is none)."""
+    found = session.get(Resource, ref)
+    if found is not None and found.kind == "volume_type" and not found.deleting:
+        return found
+    return session.scalar(
+        select(Resource).where(
+            Resource.kind == "volume_type", Resource.name == ref, Resource.deleting.is_(False)
+        )
+    )
+
+
+# -- sites -----------------------------------------------------------------------------------------
+
+
+def volume_site(session: Session, availability_zone: str | None) -> str:
+    """The site (= availability zone) a new volume goes to; see the module docstring."""
+    sites = list(session.scalars(select(Site).order_by(Site.name)))
+    if availability_zone:
+        for site in sites:
+            if site.name == availability_zone and site.enabled:
+                return site.name
+        raise BadRequest(
+            f"Availability zone '{availability_zone}' is invalid. Known zones: "
+            f"{', '.join(s.name for s in sites if s.enabled) or 'none'}."
+        )
+    usable = [s for s in sites if s.enabled and s.health != "down"]
+    if not usable:
+        raise Conflict("No valid backend was found: no availability zone is up.")
+    placed: dict[str, int] = {}
+    rows = session.execute(select(Resource.site, Resource.spec).where(Resource.kind == "volume"))
+    for site_name, spec in rows:
+        if site_name:
+            placed[site_name] = placed.get(site_name, 0) + int((spec or {}).get("size", 0))
+
+    def free(site: Site) -> int:
+        capacity = int((site.capacity or {}).get("disk_gb", 0))
+        promised = int((site.allocated or {}).get("disk_gb", 0))
+        return capacity - promised - placed.get(site.name, 0)
+
+    best = max(free(s) for s in usable)
+    return next(s.name for s in usable if free(s) == best)
+
+
+def zones(session: Session) -> list[dict[str, Any]]:
+    """Cinder's availabilityZoneInfo: one zone per site."""
+    return [
+        {"zoneName": s.name, "zoneState": {"available": bool(s.enabled and s.health != "down")}}
+        for s in session.scalars(select(Site).order_by(Site.name))
+    ]
