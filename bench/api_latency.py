@@ -58,7 +58,7 @@ if str(REPO) not in sys.path:  # for tests.fixtures.postgres
     sys.path.insert(0, str(REPO))
 
 from isthmus.api.app import create_app  # noqa: E402
-from isthmus.api.compute_common import flavor_copy  # noqa: E402
+from isthmus.api.compute.common import flavor_copy  # noqa: E402
 from isthmus.config import Config, SiteConfig  # noqa: E402
 from isthmus.model import ipam  # noqa: E402
 from isthmus.service import DEFAULT_IMAGE_NAME, Service  # noqa: E402

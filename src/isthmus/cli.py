@@ -242,8 +242,8 @@ def up(
     # the heavy imports only once the configuration is known to be usable
     import uvicorn
 
+    from isthmus.api.admin.metrics import MetricsListener
     from isthmus.api.app import create_app
-    from isthmus.api.metrics import MetricsListener
     from isthmus.clouds import write_clouds_yaml
     from isthmus.service import Service
 

@@ -1,5 +1,5 @@
 """`isthmus token-keys ...`: the keys tokens are encrypted with
-(`<data-dir>/token-keys/`, api/token_keys.py).
+(`<data-dir>/token-keys/`, api/identity/token_keys.py).
 
     isthmus token-keys rotate [--data-dir DIR] [--max-active N]
     isthmus token-keys list   [--data-dir DIR]
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:  # imported when a command runs: the other commands start faster
-    from isthmus.api.token_keys import KeyRepository
+    from isthmus.api.identity.token_keys import KeyRepository
 
 token_keys_app = typer.Typer(
     help="The token encryption keys: rotate them, list them.", no_args_is_help=True
@@ -32,7 +32,7 @@ DataDir = Annotated[
 
 
 def _repository(data_dir: Path) -> KeyRepository:
-    from isthmus.api.token_keys import KEY_DIR_NAME, KeyRepository
+    from isthmus.api.identity.token_keys import KEY_DIR_NAME, KeyRepository
 
     return KeyRepository(data_dir.expanduser().resolve() / KEY_DIR_NAME)
 
@@ -52,7 +52,7 @@ def rotate(
     ] = None,
 ) -> None:
     """Rotate: the staged key becomes the primary, a new staged key, the oldest dropped."""
-    from isthmus.api.token_keys import DEFAULT_MAX_ACTIVE
+    from isthmus.api.identity.token_keys import DEFAULT_MAX_ACTIVE
 
     keys = _repository(data_dir)
     done = keys.rotate(DEFAULT_MAX_ACTIVE if max_active is None else max_active)

@@ -25,7 +25,7 @@ can be an `openstack` site of another Isthmus. It takes no `sites` list.
 
 Everything is checked before anything starts (`load_config`, `prepare_data_dir`):
 the type and range of every key, the database URL, `fabric`, `vni_range`,
-`metrics_listen` (see api/metrics.py: host:port, loopback only), and each site in
+`metrics_listen` (see api/admin/metrics.py: host:port, loopback only), and each site in
 `sites` exactly as `isthmus site add` checks it (sites/validation.py), plus
 duplicate names. A problem raises `ConfigError` naming the key; the `isthmus`
 command prints it as one `Error:` line and exits 2.
@@ -48,7 +48,7 @@ import yaml
 from isthmus.errors import BadRequest
 from isthmus.sites.validation import SITE_NAME_PATTERN, check_site_name, validate_site
 
-__all__ = ["SITE_NAME_PATTERN"]  # re-exported (api/admin_models.py)
+__all__ = ["SITE_NAME_PATTERN"]  # re-exported (api/admin/models.py)
 
 DEFAULT_PORT = 8780
 DEFAULT_SITES = ("site-a", "site-b", "site-c")
@@ -84,7 +84,7 @@ class Config:
     # "host:port" (loopback) where /metrics is also served without a token; "" = not
     metrics_listen: str = ""
     # seconds a token lives, and the longest lifetime a token is accepted with
-    # (Keystone's [token] expiration; api/tokens.py)
+    # (Keystone's [token] expiration; api/identity/tokens.py)
     token_expiration: int = 3600
 
     @property

@@ -6,7 +6,7 @@ own two servers reach each other.
 
 The outcome is printed as a matrix (sources x targets) and one summary line per
 kind of pair, e.g. `same tenant: 8/8 pairs answered` and `across tenants: 0/12
-pairs answered`; tests/test_demo.py reads those lines. The chapter fails the demo
+pairs answered`; tests/scenarios/test_demo.py reads those lines. The chapter fails the demo
 when a same-tenant pair never answers or a cross-tenant pair answers.
 
 A same-tenant pair is retried until it answers or `CONVERGE_SECONDS` pass (the

@@ -4,8 +4,8 @@ default image, the configured sites). `isthmus up` builds one and serves its API
 
 Files: the data dir is made 0700 and the SQLite database files 0600 when the
 service is built (fixing a data dir an older version left open); the token keys
-live in `<data-dir>/token-keys/` (api/token_keys.py), secrets.yaml is 0600.
-Tokens: `issue_token` and `verify_token` (api/tokens.py, api/token_validation.py).
+live in `<data-dir>/token-keys/` (api/identity/token_keys.py), secrets.yaml is 0600.
+Tokens: `issue_token` and `verify_token` (api/identity/tokens.py, api/identity/token_validation.py).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import yaml
 from sqlalchemy import delete, select
 
-from isthmus.api.token_keys import KEY_DIR_NAME, KeyRepository
-from isthmus.api.token_validation import TokenValidator
-from isthmus.api.tokens import TokenCodec, TokenData
+from isthmus.api.identity.token_keys import KEY_DIR_NAME, KeyRepository
+from isthmus.api.identity.token_validation import TokenValidator
+from isthmus.api.identity.tokens import TokenCodec, TokenData
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import HealthMonitor
 from isthmus.engine.worker import Engine, EngineOptions
@@ -126,7 +126,7 @@ class Service:
 
     def verify_token(self, token: str, *, subject: bool = False) -> TokenData:
         """What a valid token says (current names and roles); Unauthorized, or
-        NotFound for a subject token, if it is not (api/token_validation.py)."""
+        NotFound for a subject token, if it is not (api/identity/token_validation.py)."""
         return self.token_validator.verify(token, subject=subject)
 
     def revoke_token(self, data: TokenData) -> None:

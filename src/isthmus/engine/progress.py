@@ -10,8 +10,8 @@ columns are cleared, so a row shows progress only while its copy is under way.
 
 Readers: `repo.pending_reason` (a server waiting for its image in that site says
 "copying image NAME to SITE: 45% (120.0 of 266.7 MiB)"), the admin work and
-resource views (api/admin.py, `isthmus work`, `isthmus resource show`) and the
-Prometheus gauges (api/metrics.py).
+resource views (api/admin/sites.py, `isthmus work`, `isthmus resource show`) and the
+Prometheus gauges (api/admin/metrics.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What removing a site means for the store (api/admin.py `DELETE /sites/{name}`).
+"""What removing a site means for the store (api/admin/sites.py `DELETE /sites/{name}`).
 
 `holdings(session, site)` counts what the site still holds: resources realised
 there (bindings), resources placed there (servers, volumes, snapshots and the

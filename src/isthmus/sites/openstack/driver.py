@@ -1,7 +1,7 @@
 """`OpenStackDriver`: one OpenStack cloud region (or another Isthmus, see
 `isthmus up --site-mode`) as a site, through openstacksdk.
 
-Site config keys (validated by the admin API, api/admin.py):
+Site config keys (validated by the admin API, api/admin/sites.py):
 - `cloud` (required): the cloud's name in clouds.yaml. Credentials live only in
   that file, on the Isthmus server; they are never stored in the site row,
   logged or returned.

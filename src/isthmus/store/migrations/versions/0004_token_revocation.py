@@ -1,7 +1,7 @@
 """token revocation: revocation_events, identity_revision; the old signing key goes
 
 Tokens became Fernet tokens whose keys live in `<data-dir>/token-keys/`
-(api/token_keys.py), so the HMAC key kept in `settings.token_key` is deleted:
+(api/identity/token_keys.py), so the HMAC key kept in `settings.token_key` is deleted:
 tokens of the old format stop working (401). `revocation_events` holds Keystone's
 revocation events (user disabled, deleted or password changed; role revoked;
 project disabled or deleted) and `identity_revision` the one counter every
