@@ -185,7 +185,7 @@ def serve_in_thread(cloud: Cloud, data_dir: Path) -> Any:
 
     import uvicorn
 
-    from isthmus.clouds import write_clouds_yaml
+    from isthmus.cli.clouds import write_clouds_yaml
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

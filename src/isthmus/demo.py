@@ -148,7 +148,7 @@ class Demo:
         the embedded fabrics recorded in this run's data dir (nothing else), as
         `isthmus down` does."""
         if self.data_plane_missing is None and self.data_dir.is_dir():
-            from isthmus.cli_down import teardown_data_planes
+            from isthmus.cli.down import teardown_data_planes
             from isthmus.config import load_config
 
             config = load_config(self.data_dir, self.workdir / "isthmus.yaml")

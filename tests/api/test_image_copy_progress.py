@@ -21,7 +21,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from isthmus.cli import app as cli_app
+from isthmus.cli.main import app as cli_app
 from isthmus.sites.local import LocalDriver
 from isthmus.sites.local.images import file_md5
 from tests.support import Cloud, add_network, make_service, project_id, serve_in_thread

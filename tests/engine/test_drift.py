@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy import select
 
-from isthmus.cli_sites import foreign_table, foreign_text, site_detail
+from isthmus.cli.sites import foreign_table, foreign_text, site_detail
 from isthmus.engine.drift import sweep_site
 from isthmus.engine.queue import enqueue
 from isthmus.sites.local import LocalDriver

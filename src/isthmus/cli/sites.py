@@ -1,5 +1,5 @@
 """`isthmus site ...`, `isthmus resource show|recreate` and `isthmus work`: clients
-of the admin REST API (cli_client.py) that print rich tables, or JSON with `--json`.
+of the admin REST API (cli/client.py) that print rich tables, or JSON with `--json`.
 `site show` also lists what drifted in the site and the foreign objects its last
 sweep found there (engine/drift.py), from the store: it works while the site is down.
 
@@ -21,7 +21,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from isthmus.cli_client import AdminClient, ClientError, ConnectOptions
+from isthmus.cli.client import AdminClient, ClientError, ConnectOptions
 
 site_app = typer.Typer(help="Manage sites (each one availability zone).", no_args_is_help=True)
 resource_app = typer.Typer(help="Look into resources.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""The `isthmus` command (`main()` is the console script).
+"""The `isthmus` command: the typer app; `main()` is the console script.
 
     isthmus up        serve the API, engine and health monitor in one process
     isthmus down      stop that process (its pidfile) and tear its embedded data plane down
@@ -6,10 +6,10 @@
     isthmus migrate   bring the database schema up to date
     isthmus site ...  list/show/add/remove/down/up/enable/disable sites (admin API client)
     isthmus resource show ID, isthmus work   look into resources and the work queue
-    isthmus token-keys rotate|list   the token encryption keys (cli_tokens.py)
+    isthmus token-keys rotate|list   the token encryption keys (cli/tokens.py)
 
 The client commands find the service like the `openstack` CLI does (see
-cli_client.py); their connection options are global (`isthmus --os-cloud X site list`).
+cli/client.py); their connection options are global (`isthmus --os-cloud X site list`).
 Expected errors print one `Error:` line and exit 1, without a traceback; a
 configuration that cannot be used (config file, options, data dir: isthmus.config)
 exits 2, before anything starts.
@@ -34,11 +34,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from isthmus import __version__
-from isthmus.cli_client import ConnectOptions
-from isthmus.cli_down import PIDFILE, down, pid_alive
-from isthmus.cli_exec import server_app
-from isthmus.cli_sites import resource_app, site_app, work_command
-from isthmus.cli_tokens import token_keys_app
+from isthmus.cli.client import ConnectOptions
+from isthmus.cli.down import PIDFILE, down, pid_alive
+from isthmus.cli.exec import server_app
+from isthmus.cli.sites import resource_app, site_app, work_command
+from isthmus.cli.tokens import token_keys_app
 from isthmus.config import (
     DEFAULT_PORT,
     Config,
@@ -244,7 +244,7 @@ def up(
 
     from isthmus.api.admin.metrics import MetricsListener
     from isthmus.api.app import create_app
-    from isthmus.clouds import write_clouds_yaml
+    from isthmus.cli.clouds import write_clouds_yaml
     from isthmus.service import Service
 
     pidfile = _take_pidfile(config.data_dir)
@@ -447,7 +447,3 @@ def _is_database_error(exc: Exception) -> bool:
     from sqlalchemy.exc import OperationalError
 
     return isinstance(exc, OperationalError)
-
-
-if __name__ == "__main__":
-    main()

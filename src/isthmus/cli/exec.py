@@ -17,8 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from isthmus.cli_client import ClientError
-from isthmus.cli_sites import admin_client
+from isthmus.cli.client import ClientError
+from isthmus.cli.sites import admin_client
 
 NETNS_DIR = Path("/run/netns")
 

@@ -1,6 +1,10 @@
 """clouds.yaml for a running Isthmus: two clouds, `isthmus` (the admin) and
 `isthmus-demo` (a member of the demo project), usable by the unmodified
-openstack CLI and openstacksdk via OS_CLIENT_CONFIG_FILE."""
+openstack CLI and openstacksdk via OS_CLIENT_CONFIG_FILE.
+
+Written by `isthmus up` (cli/main.py) into its data dir, and by the tests' in-process
+cloud; it lives in cli/ because only the command (and tests) write it. It reads the
+region from api.catalog, a layer below."""
 
 from __future__ import annotations
 

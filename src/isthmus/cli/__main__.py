@@ -1,0 +1,5 @@
+"""`python -m isthmus.cli ARGS` runs the `isthmus` command (the demo starts it this way)."""
+
+from isthmus.cli.main import main
+
+main()
