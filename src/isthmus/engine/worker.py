@@ -34,7 +34,7 @@ from isthmus.errors import PermanentError, SiteError, SiteUnavailable, Temporary
 from isthmus.fabric import interconnect
 from isthmus.sites.base import Observed
 from isthmus.sites.registry import SiteRegistry
-from isthmus.store import repo
+from isthmus.store import repo, work
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
 
@@ -285,7 +285,7 @@ class Engine:
         with self.db.session() as session:
             reasons = []
             for resource_id, kind in others:
-                queue.enqueue(session, resource_id, kind, item.site, if_absent=True)
+                work.enqueue(session, resource_id, kind, item.site, if_absent=True)
                 blocked = session.scalar(
                     select(Work.last_error).where(
                         Work.resource_id == resource_id, Work.site == item.site
