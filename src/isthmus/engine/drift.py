@@ -45,10 +45,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.engine.reconcilers import TRANSIENT, resource_status
+from isthmus.engine.registry import SiteRegistry
 from isthmus.errors import Conflict, SiteError
 from isthmus.fabric.interconnect import OBSERVED_KEY
 from isthmus.sites.base import ForeignObject, Observed
-from isthmus.sites.registry import SiteRegistry
 from isthmus.store import repo
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
