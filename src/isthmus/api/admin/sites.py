@@ -51,7 +51,7 @@ from isthmus.config import SiteConfig
 from isthmus.engine.drift import foreign_view, recreate
 from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest, Conflict, NotFound
-from isthmus.sites.local import LocalDriver
+from isthmus.sites.base import PowerSwitch
 from isthmus.sites.validation import validate_site
 from isthmus.store import repo, site_removal
 from isthmus.store.tables import Binding, Resource, Site, Work
@@ -366,7 +366,7 @@ def _power(request: Request, name: str, down: bool) -> SiteEnvelope:
             " can be taken down and up by Isthmus."
         )
     driver = service.sites.get(name)
-    if not isinstance(driver, LocalDriver):
+    if not isinstance(driver, PowerSwitch):
         raise BadRequest(f"Site {name} is not an embedded site.")
     driver.set_down(down)
     check_site(service.db, service.sites, name)
