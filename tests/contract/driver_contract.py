@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from isthmus.errors import PermanentError, SiteError, TemporaryError
-from isthmus.sites import progress
-from isthmus.sites.base import (
+from isthmus.model.specs import (
     FixedIp,
     ImageSpec,
     NetworkSpec,
@@ -24,11 +23,12 @@ from isthmus.sites.base import (
     SecurityGroupSpec,
     SecurityRule,
     ServerSpec,
-    SiteDriver,
     SnapshotSpec,
     SubnetSpec,
     VolumeSpec,
 )
+from isthmus.sites import progress
+from isthmus.sites.base import SiteDriver
 
 
 def _id() -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from isthmus.errors import SiteUnavailable
+from isthmus.model.specs import ImageSpec, NetworkSpec
 from isthmus.sites import progress
-from isthmus.sites.base import ImageSpec, NetworkSpec
 from isthmus.sites.local import LocalDriver
 from isthmus.sites.local.images import CHUNK, file_md5
 from tests.contract.driver_contract import DriverContract

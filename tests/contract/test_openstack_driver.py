@@ -29,7 +29,7 @@ from openstack.connection import Connection
 
 from isthmus.errors import PermanentError, SiteUnavailable, TemporaryError
 from isthmus.fabric.interconnect import route_targets
-from isthmus.sites.base import (
+from isthmus.model.specs import (
     FloatingIpSpec,
     ImageSpec,
     NetworkSpec,

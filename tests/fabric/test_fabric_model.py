@@ -11,7 +11,7 @@ import pytest
 from isthmus.fabric import capability, frr
 from isthmus.fabric.dataplane import prefix_for
 from isthmus.fabric.security import render_rule, render_ruleset
-from isthmus.sites.base import SecurityGroupSpec, SecurityRule
+from isthmus.model.specs import SecurityGroupSpec, SecurityRule
 from isthmus.sites.local import LocalDriver
 from isthmus.sites.local import plumbing as local_plumbing
 from isthmus.store import repo, segments

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from isthmus.engine.queue import enqueue
-from isthmus.sites.base import ImageSpec
+from isthmus.model.specs import ImageSpec
 from isthmus.sites.local import LocalDriver
 from isthmus.store.tables import Binding, Resource, Site, Work
 from tests.fixtures.isthmus_process import ISTHMUS, clean_env

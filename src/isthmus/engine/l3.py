@@ -22,7 +22,7 @@ import ipaddress
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from isthmus.sites.base import FloatingIpSpec, RouterGateway, RouterInterface, RouterSpec
+from isthmus.model.specs import FloatingIpSpec, RouterGateway, RouterInterface, RouterSpec
 from isthmus.store.tables import Binding, Resource
 
 ROUTER_INTERFACE = "network:router_interface"

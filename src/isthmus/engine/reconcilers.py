@@ -27,11 +27,10 @@ from sqlalchemy.orm import Session
 from isthmus.engine import l3
 from isthmus.engine.queue import enqueue, enqueue_many
 from isthmus.fabric import interconnect
-from isthmus.sites.base import (
+from isthmus.model.specs import (
     FixedIp,
     ImageSpec,
     NetworkSpec,
-    Observed,
     PortSpec,
     SecurityGroupSpec,
     SecurityRule,
@@ -41,6 +40,7 @@ from isthmus.sites.base import (
     SubnetSpec,
     VolumeSpec,
 )
+from isthmus.sites.base import Observed
 from isthmus.store.tables import Binding, Resource, Work
 
 MEMBERSHIP_SETTLE_SECONDS = 1.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from isthmus.sites.base import SecurityGroupSpec, SecurityRule
+from isthmus.model.specs import SecurityGroupSpec, SecurityRule
 
 TABLE = "inet isthmus"
 PORT_PROTOCOLS = {

@@ -1,7 +1,10 @@
 """The driver contract: what every kind of site (local, openstack, aws) offers.
 
 A driver translates; it decides nothing. Placement, IPAM, segment ids and quotas
-are decided above it and arrive in the specs below, fully resolved.
+are decided above it and arrive in the specs (model/specs.py), fully resolved.
+What a driver answers is part of its contract and is defined here: `Observed` (an
+object as the site reports it; statuses from model/kinds.py), `ForeignObject`,
+`SiteReport`.
 
 Contract of every driver (checked by tests/contract/ against each driver):
 - `ensure(spec)` is idempotent. It first looks for the object carrying
@@ -40,164 +43,9 @@ Contract of every driver (checked by tests/contract/ against each driver):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class Spec:
-    """What Isthmus wants in a site for one resource. Subclasses name the kind."""
-
-    kind: ClassVar[str] = ""
-    isthmus_id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class NetworkSpec(Spec):
-    kind: ClassVar[str] = "network"
-    mtu: int = 1450
-    segmentation_id: int | None = None
-    # the segment's route targets (fabric/interconnect.py), for sites joined by BGP VPN
-    route_targets: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SubnetSpec(Spec):
-    kind: ClassVar[str] = "subnet"
-    network_id: str = ""  # Isthmus id of the network (its site object must exist)
-    cidr: str = ""
-    ip_version: int = 4
-    gateway_ip: str | None = None
-    enable_dhcp: bool = True
-
-
-@dataclass(frozen=True)
-class FixedIp:
-    subnet_id: str  # Isthmus id
-    ip_address: str
-
-
-@dataclass(frozen=True)
-class SecurityRule:
-    direction: str  # ingress | egress
-    ethertype: str = "IPv4"
-    protocol: str | None = None
-    port_range_min: int | None = None
-    port_range_max: int | None = None
-    remote_ip_prefix: str | None = None
-    remote_group_id: str | None = None  # Isthmus id
-
-
-@dataclass(frozen=True)
-class SecurityGroupSpec(Spec):
-    kind: ClassVar[str] = "security_group"
-    rules: tuple[SecurityRule, ...] = ()
-    # (group id, fixed IPs of that group's live ports) for each remote_group_id its
-    # rules name: for sites that filter by address (the embedded data plane)
-    remote_group_members: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-
-@dataclass(frozen=True)
-class PortSpec(Spec):
-    kind: ClassVar[str] = "port"
-    network_id: str = ""  # Isthmus id
-    mac_address: str = ""
-    fixed_ips: tuple[FixedIp, ...] = ()
-    security_group_ids: tuple[str, ...] = ()  # Isthmus ids
-    admin_state_up: bool = True
-
-
-@dataclass(frozen=True)
-class ImageSpec(Spec):
-    kind: ClassVar[str] = "image"
-    disk_format: str = "raw"
-    container_format: str = "bare"
-    size: int = 0
-    checksum: str = ""  # md5 hex, checked by the site after the copy
-    data_path: str = ""  # where Isthmus keeps the image data
-
-
-@dataclass(frozen=True)
-class ServerSpec(Spec):
-    kind: ClassVar[str] = "server"
-    vcpus: int = 1
-    ram_mb: int = 512
-    disk_gb: int = 1
-    flavor_name: str | None = None  # the Isthmus flavor's name (sites may map it by name)
-    image_id: str | None = None  # Isthmus id; its site object must exist
-    port_ids: tuple[str, ...] = ()  # Isthmus ids, in NIC order
-    key_name: str | None = None
-    public_key: str | None = None
-    user_data: str | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
-    power_on: bool = True
-    reboot_count: int = 0  # each increment asks for one more reboot
-
-
-@dataclass(frozen=True)
-class VolumeSpec(Spec):
-    kind: ClassVar[str] = "volume"
-    size_gb: int = 1
-    volume_type: str | None = None
-    snapshot_id: str | None = None  # Isthmus id of a snapshot to create from
-    attached_server_id: str | None = None  # Isthmus id; None means detached
-    device: str | None = None
-
-
-@dataclass(frozen=True)
-class SnapshotSpec(Spec):
-    kind: ClassVar[str] = "snapshot"
-    volume_id: str = ""  # Isthmus id
-
-
-@dataclass(frozen=True)
-class RouterInterface:
-    """One address of a router on a subnet (a port may carry several)."""
-
-    port_id: str  # Isthmus id of the `network:router_interface` port
-    network_id: str  # Isthmus id (its site object must exist)
-    subnet_id: str  # Isthmus id
-    cidr: str
-    ip_address: str  # usually the subnet's gateway IP
-    mac_address: str  # the port's MAC: the same in every site the router is in
-    segmentation_id: int | None = None  # the network's VNI
-
-
-@dataclass(frozen=True)
-class RouterGateway:
-    """A router's leg on an external network (`router:external`)."""
-
-    network_id: str  # Isthmus id of the external network
-    port_id: str  # Isthmus id of the `network:router_gateway` port
-    cidr: str
-    ip_address: str
-    mac_address: str
-    gateway_ip: str | None = None  # the external subnet's gateway: the default route
-    enable_snat: bool = True
-
-
-@dataclass(frozen=True)
-class RouterSpec(Spec):
-    """A distributed router: present in every site one of its networks is in, with
-    the same interfaces (addresses and MACs) in each."""
-
-    kind: ClassVar[str] = "router"
-    interfaces: tuple[RouterInterface, ...] = ()
-    external_gateway: RouterGateway | None = None
-    admin_state_up: bool = True
-
-
-@dataclass(frozen=True)
-class FloatingIpSpec(Spec):
-    """1:1 NAT of `floating_ip_address` to `fixed_ip_address`, done by the router in
-    the site of the port's server."""
-
-    kind: ClassVar[str] = "floating_ip"
-    floating_ip_address: str = ""
-    floating_network_id: str = ""  # Isthmus id of the external network
-    router_id: str = ""  # Isthmus id; its site object must exist
-    port_id: str = ""  # Isthmus id of the server's port
-    fixed_ip_address: str = ""
+from isthmus.model.specs import Spec
 
 
 @dataclass(frozen=True)

@@ -29,22 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from isthmus.errors import PermanentError, SiteUnavailable, TemporaryError
-from isthmus.sites.base import (
+from isthmus.model.specs import (
     FloatingIpSpec,
-    ForeignObject,
     ImageSpec,
     NetworkSpec,
-    Observed,
     PortSpec,
     RouterSpec,
     SecurityGroupSpec,
     ServerSpec,
-    SiteReport,
     SnapshotSpec,
     Spec,
     SubnetSpec,
     VolumeSpec,
 )
+from isthmus.sites.base import ForeignObject, Observed, SiteReport
 from isthmus.sites.local.images import copy_image, file_md5
 from isthmus.sites.local.plumbing import SitePlumbing, data_plane_status, fabric_directory
 from isthmus.sites.local.state import SiteObject, SiteState

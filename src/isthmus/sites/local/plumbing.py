@@ -25,7 +25,7 @@ from isthmus.fabric import capability
 from isthmus.fabric.dataplane import NETNS_DIR, EmbeddedFabric, PortPlumbing
 from isthmus.fabric.routing import ExternalLeg, FloatingNat, RouterLeg, Routers
 from isthmus.fabric.security import render_ruleset
-from isthmus.sites.base import SecurityGroupSpec, SecurityRule
+from isthmus.model.specs import SecurityGroupSpec, SecurityRule
 from isthmus.sites.local.state import SiteObject, SiteState
 
 FABRIC_DIR_NAME = "_fabric"  # site names start with a letter or digit: no clash

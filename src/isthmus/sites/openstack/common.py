@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from openstack import exceptions as sdk
 
 from isthmus.errors import TemporaryError
-from isthmus.sites.base import ForeignObject, Observed, Spec
+from isthmus.model.specs import Spec
+from isthmus.sites.base import ForeignObject, Observed
 
 if TYPE_CHECKING:
     from openstack.connection import Connection

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from openstack import exceptions as sdk
 
 from isthmus.errors import PermanentError, TemporaryError
-from isthmus.sites.base import Observed, ServerSpec
+from isthmus.model.specs import ServerSpec
+from isthmus.sites.base import Observed
 from isthmus.sites.openstack.common import (
     MARKER,
     NAME_KEY,

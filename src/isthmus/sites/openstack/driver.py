@@ -40,7 +40,8 @@ from openstack.config import OpenStackConfig
 from openstack.connection import Connection
 
 from isthmus.errors import PermanentError, SiteError, SiteUnavailable
-from isthmus.sites.base import ForeignObject, NetworkSpec, Observed, SiteReport, Spec
+from isthmus.model.specs import NetworkSpec, Spec
+from isthmus.sites.base import ForeignObject, Observed, SiteReport
 from isthmus.sites.openstack.common import Kind
 from isthmus.sites.openstack.compute import Servers
 from isthmus.sites.openstack.errors import site_errors

@@ -32,7 +32,8 @@ from openstack.connection import Connection
 
 from isthmus.errors import PermanentError
 from isthmus.fabric import interconnect
-from isthmus.sites.base import NetworkSpec, Observed
+from isthmus.model.specs import NetworkSpec
+from isthmus.sites.base import Observed
 from isthmus.sites.openstack.common import field, site_name
 
 if TYPE_CHECKING:

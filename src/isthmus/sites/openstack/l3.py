@@ -37,7 +37,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from isthmus.errors import PermanentError, SiteError, TemporaryError
-from isthmus.sites.base import FloatingIpSpec, Observed, RouterInterface, RouterSpec
+from isthmus.model.specs import FloatingIpSpec, RouterInterface, RouterSpec
+from isthmus.sites.base import Observed
 from isthmus.sites.openstack.common import field, site_name
 from isthmus.sites.openstack.network import NeutronKind
 

@@ -21,7 +21,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from isthmus.sites.base import NetworkSpec, Observed, PortSpec, SecurityGroupSpec, SubnetSpec
+from isthmus.model.specs import NetworkSpec, PortSpec, SecurityGroupSpec, SubnetSpec
+from isthmus.sites.base import Observed
 from isthmus.sites.openstack.common import Kind, SpecT, field, site_name, tag_of
 
 if TYPE_CHECKING:

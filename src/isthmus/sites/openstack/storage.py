@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from openstack import exceptions as sdk
 
 from isthmus.errors import PermanentError, TemporaryError
+from isthmus.model.specs import ImageSpec, SnapshotSpec, VolumeSpec
 from isthmus.sites import progress
-from isthmus.sites.base import ImageSpec, Observed, SnapshotSpec, VolumeSpec
+from isthmus.sites.base import Observed
 from isthmus.sites.openstack.common import (
     MARKER,
     NAME_KEY,
