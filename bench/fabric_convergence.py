@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import check_site
-from isthmus.engine.queue import enqueue
 from isthmus.fabric import capability
 from isthmus.fabric.dataplane import EmbeddedFabric, nsexec
 from isthmus.model import ipam
@@ -30,6 +29,7 @@ from isthmus.service import Service
 from isthmus.store import ports, repo, segments
 from isthmus.store.placement import place, server_need
 from isthmus.store.tables import Project, Resource, Site
+from isthmus.store.work import enqueue
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = {"boot_seconds": 0.0, "data_plane": True}

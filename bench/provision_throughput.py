@@ -19,13 +19,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from isthmus.config import Config, SiteConfig
-from isthmus.engine.queue import enqueue
 from isthmus.engine.worker import EngineOptions
 from isthmus.model import ipam
 from isthmus.service import Service
 from isthmus.store import ports, repo
 from isthmus.store.placement import place, server_need
 from isthmus.store.tables import Project, Resource
+from isthmus.store.work import enqueue
 
 
 def write_intent(service: Service, servers: int) -> None:

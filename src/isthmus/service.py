@@ -26,10 +26,10 @@ from isthmus.api.identity.token_validation import TokenValidator
 from isthmus.api.identity.tokens import TokenCodec, TokenData
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import HealthMonitor
+from isthmus.engine.registry import SiteRegistry
 from isthmus.engine.worker import Engine, EngineOptions
 from isthmus.errors import BadRequest
 from isthmus.private_files import secure_data_dir, write_private
-from isthmus.sites.registry import SiteRegistry
 from isthmus.store import identity, repo
 from isthmus.store.db import Database
 from isthmus.store.tables import Project, Resource, RevokedToken, Site, User

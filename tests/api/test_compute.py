@@ -6,13 +6,13 @@ in test_compute_extras.py; the real CLI and openstacksdk in test_compute_cli.py.
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 from sqlalchemy import func, select
 
 from isthmus.store.tables import IpAllocation, MacAllocation, Resource, Site, Work
 from tests.support import Cloud, add_network, project_id
+from tests.waiting import wait_for
 
 V = "/compute/v2.1"
 
@@ -173,11 +173,12 @@ def test_server_waiting_for_a_down_site_shows_why(cloud: Cloud) -> None:
     driver.set_down(True)
     try:
         server_id = boot_ok(cloud, net, availability_zone="site-c")
-        deadline = time.time() + 10
-        server = show(cloud, server_id)
-        while "isthmus:pending_reason" not in server and time.time() < deadline:
-            time.sleep(0.05)
-            server = show(cloud, server_id)
+        server = wait_for(
+            lambda: "isthmus:pending_reason" in (s := show(cloud, server_id)) and s,
+            timeout=10,
+            interval=0.05,
+            what="the server to show its isthmus:pending_reason",
+        )
         assert server["status"] == "BUILD"
         assert server["OS-EXT-STS:task_state"] == "scheduling"
         assert "site-c" in server["isthmus:pending_reason"]

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from isthmus.engine.queue import enqueue
 from isthmus.store import repo
 from isthmus.store.tables import Resource
+from isthmus.store.work import enqueue
 from tests.api.test_compute import V, boot_ok, demo_network, show
 from tests.support import Cloud, project_id
 

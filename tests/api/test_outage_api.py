@@ -4,23 +4,23 @@ visible reason, deletes wait too, and all of it converges once the site is back.
 
 from __future__ import annotations
 
-import time
-
 from tests.support import Cloud, add_network, project_id
+from tests.waiting import wait_for
 
 
 def _wait(cloud: Cloud, server_id: str, status: str, timeout: float = 30) -> dict:
-    deadline = time.time() + timeout
-    body: dict = {}
-    while time.time() < deadline:
+    """The server's body once it has `status` ({} once it is gone, for "gone")."""
+
+    def reached() -> tuple[dict]:
         response = cloud.client.get(f"/compute/v2.1/servers/{server_id}", headers=cloud.demo)
         if status == "gone" and response.status_code == 404:
-            return {}
+            return ({},)
         body = response.json().get("server", {})
-        if body.get("status") == status:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"server {server_id} is {body.get('status')}, wanted {status}: {body}")
+        assert body.get("status") == status, f"server is {body.get('status')}: {body}"
+        return (body,)
+
+    what = f"server {server_id} to be {status}"
+    return wait_for(reached, timeout=timeout, what=what, ignoring=(AssertionError,))[0]
 
 
 def _boot(cloud: Cloud, net: str, name: str, zone: str) -> str:

@@ -204,6 +204,22 @@ def test_migrate(tmp_path: Path) -> None:
     assert (tmp_path / "m.db").exists()
 
 
+def test_migrate_says_what_it_did(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from isthmus.store.db import MIGRATIONS_DIR
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    database = f"sqlite:///{tmp_path}/new.db"
+    created = run_cli("migrate", "--database", database)
+    assert created.returncode == 0, created.stderr
+    assert f"Created the schema of {database} at revision {head}" in created.stdout
+    again = run_cli("migrate", "--database", database)
+    assert again.returncode == 0, again.stderr
+    assert f"up to date: already at revision {head}" in again.stdout
+    assert "Created" not in again.stdout
+
+
 def test_restart_keeps_data_and_passwords(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     first = start_isthmus(data_dir)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from isthmus.engine import progress as copy_progress
 from isthmus.engine import queue
 from isthmus.sites import progress
+from isthmus.store import work
 from isthmus.store.db import Database
 from isthmus.store.repo import utcnow
 from isthmus.store.tables import Site, Work
@@ -20,7 +21,7 @@ def _db_with_item(db_url: str, kind: str = "image") -> tuple[Database, queue.Wor
     db.migrate()
     with db.session() as session:
         session.add(Site(name="s1", driver="local", config={}, created_at=utcnow(), health="up"))
-        queue.enqueue(session, "img-1", kind, "s1")
+        work.enqueue(session, "img-1", kind, "s1")
     with db.session() as session:
         (item,) = queue.claim(session, "w1", 10)
     return db, item
@@ -87,7 +88,7 @@ def test_tracking_records_image_copies_and_clears_them_even_when_they_fail(
             progress.report(0, 300)  # what a driver calls while it copies
             seen.append(_row(db))
             with db.read() as session:
-                state = copy_progress.image_copy(session, "img-1", "s1")
+                state = work.image_copy(session, "img-1", "s1")
             assert state is not None and state.text() == "0% (0.0 of 0.0 MiB)"
             raise ValueError("the site broke mid-copy")
     except ValueError:
@@ -95,7 +96,7 @@ def test_tracking_records_image_copies_and_clears_them_even_when_they_fail(
     assert seen[0][:2] == (0, 300)
     assert _row(db) == (None, None, None)  # cleared although the copy failed
     with db.read() as session:
-        assert copy_progress.image_copy(session, "img-1", "s1") is None
+        assert work.image_copy(session, "img-1", "s1") is None
     db.dispose()
 
 
@@ -110,8 +111,8 @@ def test_tracking_leaves_kinds_that_copy_nothing_alone(db_url: str) -> None:
 
 def test_copy_state_text() -> None:
     mib = 1024 * 1024
-    state = copy_progress.CopyState(int(120.0 * mib), int(266.7 * mib), 0.0)
+    state = work.CopyState(int(120.0 * mib), int(266.7 * mib), 0.0)
     assert state.text() == "44% (120.0 of 266.7 MiB)"
-    assert copy_progress.CopyState(5, 5, 0.0).percent == 100
-    assert copy_progress.CopyState(4, 5, 0.0).percent == 80
-    assert copy_progress.CopyState(0, 0, 0.0).percent == 100
+    assert work.CopyState(5, 5, 0.0).percent == 100
+    assert work.CopyState(4, 5, 0.0).percent == 80
+    assert work.CopyState(0, 0, 0.0).percent == 100

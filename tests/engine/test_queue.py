@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from isthmus.engine import queue
+from isthmus.store import work
 from isthmus.store.db import Database
 from isthmus.store.repo import utcnow
 from isthmus.store.tables import Site, Work
@@ -23,9 +24,9 @@ def _db(db_url: str) -> Database:
 def test_enqueue_twice_keeps_one_row_and_bumps_seq(db_url: str) -> None:
     db = _db(db_url)
     with db.session() as session:
-        queue.enqueue(session, "r1", "network", "s1")
-        queue.enqueue(session, "r1", "network", "s1")
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
     with db.read() as session:
         rows = session.scalars(select(Work)).all()
         assert [(r.resource_id, r.seq) for r in rows] == [("r1", 3)]
@@ -35,7 +36,7 @@ def test_enqueue_twice_keeps_one_row_and_bumps_seq(db_url: str) -> None:
 def test_a_leased_item_is_not_claimed_twice_until_the_lease_runs_out(db_url: str) -> None:
     db = _db(db_url)
     with db.session() as session:
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
     with db.session() as session:
         first = queue.claim(session, "w1", 10)
     with db.session() as session:
@@ -51,11 +52,11 @@ def test_a_leased_item_is_not_claimed_twice_until_the_lease_runs_out(db_url: str
 def test_completing_an_older_request_keeps_the_newer_one(db_url: str) -> None:
     db = _db(db_url)
     with db.session() as session:
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
     with db.session() as session:
         (item,) = queue.claim(session, "w1", 10)
     with db.session() as session:  # the intent changed while w1 worked
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
     with db.session() as session:
         queue.complete(session, item)
     with db.session() as session:
@@ -70,7 +71,7 @@ def test_completing_an_older_request_keeps_the_newer_one(db_url: str) -> None:
 def test_work_of_a_down_site_is_not_claimed(db_url: str) -> None:
     db = _db(db_url)
     with db.session() as session:
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
         session.execute(update(Site).values(health="down"))
     with db.session() as session:
         assert queue.claim(session, "w1", 10) == []
@@ -84,13 +85,13 @@ def test_work_of_a_down_site_is_not_claimed(db_url: str) -> None:
 def test_retry_later_waits_unless_re_requested(db_url: str, tmp_path: Path) -> None:
     db = _db(db_url)
     with db.session() as session:
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
     with db.session() as session:
         (item,) = queue.claim(session, "w1", 10)
         queue.retry_later(session, item, 60.0, "site busy")
     with db.session() as session:
         assert queue.claim(session, "w1", 10) == []
-        queue.enqueue(session, "r1", "network", "s1")
+        work.enqueue(session, "r1", "network", "s1")
     with db.session() as session:
         assert len(queue.claim(session, "w1", 10)) == 1
     db.dispose()

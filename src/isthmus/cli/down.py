@@ -98,8 +98,8 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 def fabric_directories(config: Config) -> list[Path]:
     """The fabric directories of the data dir's embedded sites (from the store's
     `sites` rows, read only) plus the default one; only those that exist."""
+    from isthmus.engine.registry import local_directory
     from isthmus.sites.local.plumbing import FABRIC_DIR_NAME, fabric_directory
-    from isthmus.sites.registry import local_directory
 
     found = [config.data_dir / "sites" / FABRIC_DIR_NAME]
     for name, site_config in _local_sites(config):

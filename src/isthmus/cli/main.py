@@ -27,7 +27,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -48,6 +48,9 @@ from isthmus.config import (
     prepare_data_dir,
 )
 from isthmus.errors import IsthmusError
+
+if TYPE_CHECKING:  # imported when a command runs: the client commands start faster
+    from isthmus.store.db import Database
 
 app = typer.Typer(
     help="Isthmus: one OpenStack API in front of many clouds; each site is one availability zone.",
@@ -391,7 +394,8 @@ def migrate(
     config_file: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Bring the database schema to the newest revision (idempotent)."""
+    """Bring the database schema to the newest revision (idempotent); says what it did:
+    created the schema, upgraded it from one revision to another, or found it current."""
     from isthmus.store.db import Database
 
     config = _load(data_dir, config_file, database=database)
@@ -403,10 +407,32 @@ def migrate(
         secure_data_dir(config.data_dir, config.database_url)
     db = Database(config.database_url)
     try:
+        before = _schema_revision(db)
         db.migrate()
+        after = _schema_revision(db)
     finally:
         db.dispose()
-    typer.echo(f"Schema of {_safe_url(config.database_url)} is up to date.")
+    typer.echo(_migrated(_safe_url(config.database_url), before, after))
+
+
+def _schema_revision(db: Database) -> str | None:
+    """The alembic revision the database's schema is at; None when it has none yet."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _migrated(database: str, before: str | None, after: str | None) -> str:
+    """What `isthmus migrate` did, in one line."""
+    if before is None:
+        return f"Created the schema of {database} at revision {after}; it is up to date."
+    if before != after:
+        return (
+            f"Upgraded the schema of {database} from revision {before} to {after};"
+            " it is up to date."
+        )
+    return f"Schema of {database} is up to date: already at revision {after}."
 
 
 app.command()(down)

@@ -44,15 +44,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.engine.queue import enqueue
 from isthmus.engine.reconcilers import TRANSIENT, resource_status
+from isthmus.engine.registry import SiteRegistry
 from isthmus.errors import Conflict, SiteError
 from isthmus.fabric.interconnect import OBSERVED_KEY
 from isthmus.sites.base import ForeignObject, Observed
-from isthmus.sites.registry import SiteRegistry
 from isthmus.store import repo
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
+from isthmus.store.work import enqueue
 
 DRIFT_KINDS = ("server", "volume")
 FOREIGN_LIST_LIMIT = 50

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from isthmus.engine.drift import SweepResult, sweep_site
 from isthmus.engine.queue import wake_site
+from isthmus.engine.registry import SiteRegistry
 from isthmus.errors import SiteError
-from isthmus.sites.registry import SiteRegistry
 from isthmus.store import repo
 from isthmus.store.db import Database
 from isthmus.store.tables import Site

@@ -8,6 +8,7 @@ transaction, at most once per `interval` seconds (the first report and the final
 one, all bytes through, are always written). When `ensure` returns or fails the
 columns are cleared, so a row shows progress only while its copy is under way.
 
+How a row's copy reads (`CopyState`, `image_copy`) is the store's: store/work.py.
 Readers: `repo.pending_reason` (a server waiting for its image in that site says
 "copying image NAME to SITE: 45% (120.0 of 266.7 MiB)"), the admin work and
 resource views (api/admin/sites.py, `isthmus work`, `isthmus resource show`) and the
@@ -20,10 +21,8 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from isthmus.engine.queue import WorkItem
 from isthmus.sites import progress
@@ -34,48 +33,6 @@ log = logging.getLogger(__name__)
 
 WRITE_INTERVAL_SECONDS = 1.0
 TRACKED_KINDS = frozenset({"image"})
-MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class CopyState:
-    """How far one copy is: bytes done of bytes total, as last recorded."""
-
-    done: int
-    total: int
-    at: float  # epoch seconds of the last record
-
-    @property
-    def percent(self) -> int:
-        """Whole percent done, rounded down (100 only once every byte is through)."""
-        if self.total <= 0:
-            return 100
-        return min(100, self.done * 100 // self.total)
-
-    def text(self) -> str:
-        """'45% (120.0 of 266.7 MiB)'."""
-        return f"{self.percent}% ({self.done / MIB:.1f} of {self.total / MIB:.1f} MiB)"
-
-
-def state_of(row: Work) -> CopyState | None:
-    """The copy under way for a work row, or None."""
-    if row.progress_total is None or row.progress_done is None:
-        return None
-    return CopyState(int(row.progress_done), int(row.progress_total), float(row.progress_at or 0))
-
-
-def image_copy(session: Session, image_id: str, site: str) -> CopyState | None:
-    """The copy of image `image_id` into `site` under way, if any."""
-    row = session.execute(
-        select(Work.progress_done, Work.progress_total, Work.progress_at).where(
-            Work.resource_id == image_id,
-            Work.site == site,
-            Work.progress_total.is_not(None),
-        )
-    ).first()
-    if row is None or row.progress_done is None:
-        return None
-    return CopyState(int(row.progress_done), int(row.progress_total), float(row.progress_at or 0))
 
 
 class CopyProgress:

@@ -1,7 +1,8 @@
-"""The work queue: one row per (resource, site) in table `work`.
+"""Taking work: the engine's side of table `work` (one row per (resource, site)).
 
-- `enqueue` is called in the same transaction that changes intent; a second request
-  for the same pair bumps `seq` instead of adding a row.
+- Requests for work (a new row, or `seq` bumped on a queued one) are written only
+  by store/work.py (`enqueue`, in the transaction that changes intent); this
+  module claims, leases, completes and retries them.
 - `claim` leases ready rows to one worker. On PostgreSQL it uses
   FOR UPDATE SKIP LOCKED so several processes never take the same row; on SQLite
   the transaction itself is exclusive (BEGIN IMMEDIATE).
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from isthmus.store.tables import Site, Work
+from isthmus.store.work import enqueue
 
 LEASE_SECONDS = 10.0
 
@@ -34,75 +35,6 @@ class WorkItem:
     site: str
     seq: int
     attempts: int
-
-
-def enqueue(
-    session: Session,
-    resource_id: str,
-    kind: str,
-    site: str,
-    delay: float = 0.0,
-    if_absent: bool = False,
-    debounce: bool = False,
-) -> None:
-    """Ask for (resource, site) to be reconciled, at the earliest after `delay` s.
-    With `if_absent`, a request already queued for the pair is left as it is (a
-    prerequisite asked for by many waiters is not re-requested by each).
-    With `debounce`, many requests within `delay` make one pass: a queued request
-    keeps its earlier time, and one under way is asked to run once more after
-    `delay`."""
-    enqueue_many(session, [(resource_id, kind, site)], delay, if_absent, debounce)
-
-
-def enqueue_many(
-    session: Session,
-    items: list[tuple[str, str, str]],
-    delay: float = 0.0,
-    if_absent: bool = False,
-    debounce: bool = False,
-) -> None:
-    """`enqueue` for several (resource id, kind, site) in one statement."""
-    if not items:
-        return
-    now = time.time()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Work).values(
-        [
-            {
-                "resource_id": resource_id,
-                "kind": kind,
-                "site": site,
-                "seq": 1,
-                "not_before": now + delay,
-                "attempts": 0,
-                "lease_until": 0.0,
-                "created_at": now,
-            }
-            for resource_id, kind, site in items
-        ]
-    )
-    if if_absent:
-        stmt = stmt.on_conflict_do_nothing(index_elements=[Work.resource_id, Work.site])
-    elif debounce:
-        under_way = Work.lease_until >= now
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Work.resource_id, Work.site],
-            set_={
-                "seq": case((under_way, Work.seq + 1), else_=Work.seq),
-                "not_before": case(
-                    (under_way, now + delay),
-                    (Work.not_before < now + delay, Work.not_before),
-                    else_=now + delay,
-                ),
-            },
-        )
-    else:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Work.resource_id, Work.site],
-            set_={"seq": Work.seq + 1, "not_before": now + delay, "attempts": 0},
-        )
-    session.execute(stmt)
 
 
 def workable_sites() -> Select[str]:

@@ -29,12 +29,12 @@ from isthmus.engine import progress as copy_progress
 from isthmus.engine import queue
 from isthmus.engine.drift import DRIFT_KINDS, mark_drifted, show_observed
 from isthmus.engine.reconcilers import TRANSIENT, Plan, after, is_bound, plan
+from isthmus.engine.registry import SiteRegistry
 from isthmus.engine.retry import RetryPolicy
 from isthmus.errors import PermanentError, SiteError, SiteUnavailable, TemporaryError
 from isthmus.fabric import interconnect
 from isthmus.sites.base import Observed
-from isthmus.sites.registry import SiteRegistry
-from isthmus.store import repo
+from isthmus.store import repo, work
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
 
@@ -285,7 +285,7 @@ class Engine:
         with self.db.session() as session:
             reasons = []
             for resource_id, kind in others:
-                queue.enqueue(session, resource_id, kind, item.site, if_absent=True)
+                work.enqueue(session, resource_id, kind, item.site, if_absent=True)
                 blocked = session.scalar(
                     select(Work.last_error).where(
                         Work.resource_id == resource_id, Work.site == item.site

@@ -1,8 +1,14 @@
-"""Repository functions over the intent tables, shared by the API and the engine.
+"""Repository functions over the intent tables, shared by intent/ and the engine.
 
 Every change to a resource's intent goes through `add`, `change` or
-`mark_deleting`, which bump `generation` and enqueue work for the sites involved
-in the caller's transaction.
+`mark_deleting`, in the caller's transaction. Who enqueues, the one rule: work
+rows are written only by store/work.py's `enqueue`, called from inside these
+write functions or by a caller of them in the same transaction. `change` and
+`mark_deleting` bump `generation` and enqueue every site involved (the ones
+named, the ones the resource is bound in or has work in); `add` enqueues only
+the `sites` it is given, since a new resource is bound nowhere yet (most kinds
+are intent only until something placed in a site needs them: the engine brings
+them along).
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from typing import Any
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
-from isthmus.engine.queue import enqueue
 from isthmus.errors import NotFound
 from isthmus.store.tables import Binding, IpAllocation, MacAllocation, Resource, Site, Work
+from isthmus.store.work import enqueue, image_copy
 
 
 def utcnow() -> datetime:
@@ -46,8 +52,11 @@ def add(
     device_id: str | None = None,
     spec: dict[str, Any] | None = None,
     resource_id: str | None = None,
+    sites: Iterable[str] = (),
 ) -> Resource:
-    """A new resource's intent (work for its sites is enqueued by the caller)."""
+    """A new resource's intent, generation 1, with work enqueued for `sites` (none
+    by default: a resource bound nowhere is reconciled once something asks for it
+    in a site)."""
     now = utcnow()
     resource = Resource(
         id=resource_id or new_id(),
@@ -66,6 +75,8 @@ def add(
         updated_at=now,
     )
     session.add(resource)
+    for site in sites:
+        enqueue(session, resource.id, kind, site)
     return resource
 
 
@@ -170,15 +181,14 @@ def pending_reason(session: Session, resource: Resource) -> str | None:
 
 def _image_copy_reason(session: Session, resource: Resource) -> str | None:
     """'copying image NAME to SITE: 45% (...)' for a server in BUILD whose image is
-    being copied into its site (engine/progress.py), while bytes are still moving:
-    once all are through (the checksum check and the server's own create follow at
-    once) the reason goes, so a settling server shows no Isthmus field for long
-    (Nova 2.1 clients that validate strictly, such as Tempest, refuse unknown keys)."""
+    being copied into its site (engine/progress.py records it, store/work.py reads
+    it), while bytes are still moving: once all are through (the checksum check and
+    the server's own create follow at once) the reason goes, so a settling server
+    shows no Isthmus field for long (Nova 2.1 clients that validate strictly, such
+    as Tempest, refuse unknown keys)."""
     image_id = resource.spec.get("image_id") if resource.kind == "server" else None
     if not image_id or not resource.site or resource.status != "BUILD":
         return None
-    from isthmus.engine.progress import image_copy
-
     state = image_copy(session, str(image_id), resource.site)
     if state is None or (state.total > 0 and state.done >= state.total):
         return None

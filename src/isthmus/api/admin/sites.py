@@ -48,14 +48,14 @@ from isthmus.api.admin.models import (
 )
 from isthmus.api.context import RequestContext, get_context
 from isthmus.config import SiteConfig
-from isthmus.engine import progress as copy_progress
 from isthmus.engine.drift import foreign_view, recreate
 from isthmus.engine.health import check_site
 from isthmus.errors import BadRequest, Conflict, NotFound
-from isthmus.sites.local import LocalDriver
+from isthmus.sites.base import PowerSwitch
 from isthmus.sites.validation import validate_site
 from isthmus.store import repo, site_removal
 from isthmus.store.tables import Binding, Resource, Site, Work
+from isthmus.store.work import state_of
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def _work_view(row: Work, health: dict[str, str], now: float) -> WorkView:
 
 
 def _copy_view(row: Work) -> CopyProgressView | None:
-    state = copy_progress.state_of(row)
+    state = state_of(row)
     if state is None:
         return None
     return CopyProgressView(
@@ -366,7 +366,7 @@ def _power(request: Request, name: str, down: bool) -> SiteEnvelope:
             " can be taken down and up by Isthmus."
         )
     driver = service.sites.get(name)
-    if not isinstance(driver, LocalDriver):
+    if not isinstance(driver, PowerSwitch):
         raise BadRequest(f"Site {name} is not an embedded site.")
     driver.set_down(down)
     check_site(service.db, service.sites, name)

@@ -30,12 +30,12 @@ from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
 from isthmus.api.network.l3 import bad_fip, external_network, live_port, subnet_ids_of
 from isthmus.api.network.ports import device_of
-from isthmus.engine.queue import enqueue
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.model import ipam
 from isthmus.store import ports as store_ports
 from isthmus.store import quotas, repo
 from isthmus.store.tables import Resource
+from isthmus.store.work import enqueue
 
 router = APIRouter(prefix="/network")
 

@@ -7,10 +7,11 @@ realises it and reports ACTIVE). Admins see the site as `binding:host_id`.
 
 An update of name, fixed IPs (re-allocated: an entry with only a `subnet_id`
 keeps the port's address there), security groups, device or admin state goes
-through `repo.change`, which enqueues the sites the port is bound in; a removed
-security group is re-planned there too. Ports owned by a router or a floating IP
-are deleted through those (409 L3PortInUse here); deleting a port disassociates
-its floating IPs.
+through intent/ports.update_port, which enqueues the sites the port is bound in; a
+removed security group is re-planned there too. Ports owned by a router or a
+floating IP are deleted through those (409 L3PortInUse here); deleting a port
+(intent/ports.delete_port) disassociates its floating IPs. This module parses and
+answers; the writes are intent/ports.py's.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
-from isthmus.engine.queue import enqueue
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
+from isthmus.intent import ports as intent_ports
 from isthmus.model import ipam
-from isthmus.store import identity, quotas, repo
+from isthmus.store import identity
 from isthmus.store import ports as store_ports
-from isthmus.store.tables import IpAllocation, Resource
+from isthmus.store.tables import Resource
 
 router = APIRouter(prefix="/network")
 
@@ -154,10 +154,7 @@ def _fixed_ips(session: Session, network: Resource, value: Any) -> list[dict[str
             clean["ip_address"] = str(address)
             subnet = subnets.get(clean.get("subnet_id", ""))
             if subnet is None:
-                subnet = next(
-                    (s for s in subnets.values() if address in ipam.parse_cidr(s.spec["cidr"])),
-                    None,
-                )
+                subnet = store_ports.subnet_holding(list(subnets.values()), address)
             if subnet is not None:
                 cidr = ipam.parse_cidr(subnet.spec["cidr"])
                 if address in cidr and (
@@ -280,8 +277,7 @@ def create_port(
             else:
                 groups = [_default_group(session, project)]
             mac = data.get("mac_address")  # checked by store_ports.allocate_mac (Neutron's rules)
-            quotas.check(session, project, {"ports": 1})
-            port = store_ports.create_port(
+            port = intent_ports.create_port(
                 session,
                 network,
                 project_id=project,
@@ -324,23 +320,6 @@ def _resolve_fixed_ips(port: Resource, requested: list[dict[str, Any]]) -> list[
     return resolved
 
 
-def _disassociate_floating_ips(
-    session: Session, port: Resource, keep: set[str] | None = None
-) -> None:
-    """Floating IPs of `port` (on fixed IPs not in `keep`) lose their association."""
-    for fip in nc.live(session, "floating_ip"):
-        if fip.spec.get("port_id") != port.id:
-            continue
-        if keep is not None and fip.spec.get("fixed_ip_address") in keep:
-            continue
-        repo.change(
-            session,
-            fip,
-            status="DOWN",
-            spec={"port_id": None, "fixed_ip_address": None, "router_id": None},
-        )
-
-
 @router.put("/v2.0/ports/{port_id}")
 def update_port(
     request: Request,
@@ -380,24 +359,18 @@ def update_port(
                 )
             fields["device_id"] = device
             spec.update(device_spec)
-        sites = repo.bound_sites(session, port.id)
+        groups = None
         if "security_groups" in data:
             groups = _security_groups(session, ctx, data["security_groups"], port.project_id or "")
-            for removed in set(port.spec.get("security_groups") or []) - set(groups):
-                for site in sites:
-                    enqueue(session, removed, "security_group", site)
-            spec["security_groups"] = groups
+        resolved = None
         if data.get("fixed_ips") is not None:
             network = session.get(Resource, port.parent_id)
             assert network is not None
             requested = _fixed_ips(session, network, data["fixed_ips"]) or []
             resolved = _resolve_fixed_ips(port, requested)
-            session.execute(delete(IpAllocation).where(IpAllocation.port_id == port.id))
-            session.flush()
-            fixed = store_ports.allocate_fixed_ips(session, network, port.id, resolved)
-            spec["fixed_ips"] = fixed
-            _disassociate_floating_ips(session, port, {f["ip_address"] for f in fixed})
-        repo.change(session, port, spec=spec, **fields)
+        intent_ports.update_port(
+            session, port, fields=fields, spec=spec, security_groups=groups, fixed_ips=resolved
+        )
         return {"port": port_body(port, ctx.is_admin)}
 
     return nc.transact(request, work)
@@ -420,10 +393,7 @@ def delete_port(
                 f" {owner}.",
                 "L3PortInUse",
             )
-        _disassociate_floating_ips(session, port)
-        if device is not None and device.kind == "server" and device.site and not device.deleting:
-            enqueue(session, device.id, "server", device.site)  # the server loses a NIC
-        repo.mark_deleting(session, port)
+        intent_ports.delete_port(session, port, device)
 
     nc.transact(request, work)
     return Response(status_code=204)

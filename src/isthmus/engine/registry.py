@@ -1,5 +1,8 @@
 """Builds and caches one driver per site, from the `sites` table.
 
+It lives in the engine, not in sites/, because it reads the store (a site's row
+names its driver and config); drivers themselves know nothing of the store.
+
 Embedded (`local`) sites keep their state under `<data_dir>/sites/<name>/`
 unless their config names a `directory`. `openstack` sites reach a cloud through
 the clouds.yaml entry their config names (see sites/openstack/driver.py). A site
