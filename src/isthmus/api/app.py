@@ -14,6 +14,7 @@ from isthmus.api.admin.router import router as admin_router
 from isthmus.api.boundary import InputBoundaryMiddleware
 from isthmus.api.catalog import base_url_of
 from isthmus.api.compute.router import router as compute_router
+from isthmus.api.context import ServiceApi
 from isthmus.api.errors import UnexpectedErrorMiddleware, install_error_handlers
 from isthmus.api.identity.router import router as identity_router
 from isthmus.api.image.router import router as image_router
@@ -60,7 +61,7 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(service: Any) -> FastAPI:
+def create_app(service: ServiceApi) -> FastAPI:
     """The API of `service` (an isthmus.service.Service, already bootstrapped)."""
     app = FastAPI(
         title="Isthmus",

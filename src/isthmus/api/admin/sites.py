@@ -46,7 +46,7 @@ from isthmus.api.admin.models import (
     WorkSummary,
     WorkView,
 )
-from isthmus.api.context import RequestContext, get_context
+from isthmus.api.context import RequestContext, ServiceApi, get_context, service_of
 from isthmus.config import SiteConfig
 from isthmus.engine.drift import foreign_view, recreate
 from isthmus.engine.health import check_site
@@ -75,8 +75,8 @@ def admin_context(request: Request) -> RequestContext:
     return ctx
 
 
-def _service(request: Request) -> Any:
-    return request.app.state.service
+def _service(request: Request) -> ServiceApi:
+    return service_of(request)
 
 
 # -- views ---------------------------------------------------------------------------------
