@@ -58,8 +58,8 @@ if str(REPO) not in sys.path:  # for tests.fixtures.postgres
     sys.path.insert(0, str(REPO))
 
 from isthmus.api.app import create_app  # noqa: E402
-from isthmus.api.compute.common import flavor_copy  # noqa: E402
 from isthmus.config import Config, SiteConfig  # noqa: E402
+from isthmus.intent.servers import flavor_copy  # noqa: E402
 from isthmus.model import ipam  # noqa: E402
 from isthmus.service import DEFAULT_IMAGE_NAME, Service  # noqa: E402
 from isthmus.store import ports, repo  # noqa: E402
@@ -185,7 +185,6 @@ def populate(service: Service, servers: int, seed: int = 1) -> list[str]:
                         "power_on": True,
                         "reboot_count": 0,
                         "security_groups": ["default"],
-                        "availability_zone": None,
                         "user_id": user,
                         "disk_config": "MANUAL",
                         "config_drive": False,

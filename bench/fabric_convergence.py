@@ -24,12 +24,11 @@ from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import check_site
 from isthmus.fabric import capability
 from isthmus.fabric.dataplane import EmbeddedFabric, nsexec
+from isthmus.intent import servers
 from isthmus.model import ipam
 from isthmus.service import Service
-from isthmus.store import ports, repo, segments
-from isthmus.store.placement import place, server_need
+from isthmus.store import repo, segments
 from isthmus.store.tables import Project, Resource, Site
-from isthmus.store.work import enqueue
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = {"boot_seconds": 0.0, "data_plane": True}
@@ -61,31 +60,22 @@ def add_network(service: Service, project: str, cidr: str) -> str:
 
 
 def add_server(service: Service, project: str, network_id: str, name: str, site: str) -> str:
+    """A server pinned to `site`, booted by the Compute API's own write path."""
     with service.db.session() as session:
-        spec = {"vcpus": 1, "ram_mb": 64, "disk_gb": 1, "image_id": None, "power_on": True}
-        placed = place(session, server_need(spec), site)
-        server = repo.add(
-            session,
-            "server",
-            project_id=project,
-            name=name,
-            status="BUILD",
-            site=placed,
-            spec=spec,
-        )
         net = session.get(Resource, network_id)
         assert net is not None
-        ports.create_port(
+        server = servers.add_server(
             session,
-            net,
             project_id=project,
-            device_id=server.id,
-            device_owner=f"compute:{placed}",
-            site=placed,
+            name=name,
+            need={"vcpus": 1, "ram_mb": 64, "disk_gb": 1},
+            spec={"image_id": None, "power_on": True},
+            availability_zone=site,
+            nics=[servers.Nic(net)],
         )
-        enqueue(session, server.id, "server", placed)
+        server_id = server.id
     service.wake()
-    return server.id
+    return server_id
 
 
 def add_site(service: Service, name: str) -> None:

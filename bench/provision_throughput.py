@@ -20,12 +20,11 @@ from sqlalchemy import func, select
 
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.worker import EngineOptions
+from isthmus.intent import servers as intent_servers
 from isthmus.model import ipam
 from isthmus.service import Service
-from isthmus.store import ports, repo
-from isthmus.store.placement import place, server_need
+from isthmus.store import repo
 from isthmus.store.tables import Project, Resource
-from isthmus.store.work import enqueue
 
 
 def write_intent(service: Service, servers: int) -> None:
@@ -61,26 +60,14 @@ def write_intent(service: Service, servers: int) -> None:
             net = session.get(Resource, network.id)
             assert net is not None
             for index in range(start, min(servers, start + batch)):
-                spec = {"vcpus": 1, "ram_mb": 64, "disk_gb": 1, "power_on": True}
-                site = place(session, server_need(spec), None)
-                server = repo.add(
+                intent_servers.add_server(
                     session,
-                    "server",
                     project_id=project,
                     name=f"vm-{index}",
-                    status="BUILD",
-                    site=site,
-                    spec=spec,
+                    need={"vcpus": 1, "ram_mb": 64, "disk_gb": 1},
+                    spec={"power_on": True},
+                    nics=[intent_servers.Nic(net)],
                 )
-                ports.create_port(
-                    session,
-                    net,
-                    project_id=project,
-                    device_id=server.id,
-                    device_owner=f"compute:{site}",
-                    site=site,
-                )
-                enqueue(session, server.id, "server", site)
 
 
 def main() -> None:

@@ -9,11 +9,10 @@ from typing import Any
 from sqlalchemy import select
 
 from isthmus.config import Config, SiteConfig
-from isthmus.engine.queue import enqueue
+from isthmus.intent import servers
 from isthmus.service import Service
-from isthmus.store import ports, repo, segments
-from isthmus.store.placement import place, server_need
-from isthmus.store.tables import Project, Work
+from isthmus.store import repo, segments
+from isthmus.store.tables import Project, Resource, Work
 from tests.fixtures.isthmus_process import password_auth
 
 
@@ -87,25 +86,20 @@ def add_server(
     az: str | None = None,
     image_id: str | None = None,
 ) -> str:
+    """A server of 1 vCPU, 512 MiB, 1 GiB on one network, written by the same
+    intent function the Compute API boots with (placed, its port made, enqueued)."""
     with service.db.session() as session:
-        spec = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1, "image_id": image_id, "power_on": True}
-        site = place(session, server_need(spec), az)
-        server = repo.add(
-            session, "server", project_id=project, name=name, status="BUILD", site=site, spec=spec
-        )
-        net = session.get(
-            __import__("isthmus.store.tables", fromlist=["Resource"]).Resource, network_id
-        )
+        net = session.get(Resource, network_id)
         assert net is not None
-        ports.create_port(
+        server = servers.add_server(
             session,
-            net,
             project_id=project,
-            device_id=server.id,
-            device_owner=f"compute:{site}",
-            site=site,
+            name=name,
+            need={"vcpus": 1, "ram_mb": 512, "disk_gb": 1},
+            spec={"image_id": image_id, "power_on": True},
+            availability_zone=az,
+            nics=[servers.Nic(net)],
         )
-        enqueue(session, server.id, "server", site)
         return server.id
 
 

@@ -429,8 +429,8 @@ def test_a_handler_failing_mid_write_leaves_nothing_behind(
     def broken_enqueue(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr("isthmus.api.compute.create.enqueue", broken_enqueue)
-    monkeypatch.setattr("isthmus.api.volume.volumes.enqueue", broken_enqueue)
+    monkeypatch.setattr("isthmus.intent.servers.enqueue", broken_enqueue)
+    monkeypatch.setattr("isthmus.intent.volumes.enqueue", broken_enqueue)
     before = snapshot(cloud.service)
     server = {
         "name": "half",

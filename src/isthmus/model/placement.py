@@ -1,16 +1,33 @@
-"""Placement, pure: which site a new server goes to.
+"""Placement, pure: which site a new server or volume goes to. Every placement
+decision Isthmus makes is written here, once; store/placement.py feeds it the
+sites (and claims what a server takes), intent/ asks it.
 
-Policy: an explicit availability zone names the site (it must exist and be
-enabled; a site that is down still accepts the server, which waits there).
-Without one, the site with the most free capacity wins, among enabled sites
-that are not down and can hold the flavor. Free capacity is what the site
-reports minus what placement already promised there (`allocated`), compared by
-the smallest free fraction over vCPU, RAM and disk; ties go to the name.
+Server policy (`choose_site`): an explicit availability zone names the site
+(`pinned_site`: it must exist and be enabled; a site that is down still accepts
+the server, which waits there). Without one, the site with the most free capacity
+wins, among enabled sites that are not down and can hold the flavor. Free capacity
+is what the site reports minus what placement already promised there
+(`allocated`), compared by the smallest free fraction over vCPU, RAM and disk; ties
+go to the name.
+
+Capacity is Isthmus's decision in exactly one place, `Candidate.fits`, applied
+only when Isthmus chooses (a pinned zone is the user's choice and skips it). A
+site may still refuse a server when it realises it: the local driver answers "No
+valid host was found" when its own usage leaves no room, as Nova's scheduler
+does in an OpenStack site. That refusal is the site's truth, reported as the
+server's fault by the engine; it is not a second Isthmus rule.
+
+Volume policy (`choose_volume_site`, Cinder's answers): an explicit availability
+zone must name an enabled site; without one, among enabled sites that are not
+down, the one with the most free disk, where free disk is what the site reports
+(`capacity.disk_gb`) minus what servers were promised there (`allocated.disk_gb`)
+minus the gigabytes of the volumes placed there; ties go to the first name.
+Volumes claim nothing in `sites.allocated`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from isthmus.errors import BadRequest, Conflict
@@ -42,25 +59,32 @@ class Candidate:
         return min(fractions)
 
 
+def pinned_site(candidates: Iterable[Candidate], availability_zone: str) -> str:
+    """The site a server's explicit availability zone names; 400 when there is no
+    such site or it is disabled (a down site still takes the server)."""
+    sites = list(candidates)
+    for site in sites:
+        if site.name == availability_zone:
+            if not site.enabled:
+                raise BadRequest(
+                    f"The requested availability zone is not available:"
+                    f" {availability_zone} is disabled."
+                )
+            return site.name
+    raise BadRequest(
+        f"The requested availability zone is not available:"
+        f" {availability_zone}. Known zones: "
+        f"{', '.join(sorted(s.name for s in sites)) or 'none'}."
+    )
+
+
 def choose_site(
     candidates: Iterable[Candidate], need: dict[str, int], availability_zone: str | None
 ) -> str:
     """The site for a server needing `need`; BadRequest/Conflict when none can."""
     sites = list(candidates)
     if availability_zone:
-        for site in sites:
-            if site.name == availability_zone:
-                if not site.enabled:
-                    raise BadRequest(
-                        f"The requested availability zone is not available:"
-                        f" {availability_zone} is disabled."
-                    )
-                return site.name
-        raise BadRequest(
-            f"The requested availability zone is not available:"
-            f" {availability_zone}. Known zones: "
-            f"{', '.join(sorted(s.name for s in sites)) or 'none'}."
-        )
+        return pinned_site(sites, availability_zone)
     usable = [s for s in sites if s.enabled and s.health != "down" and s.fits(need)]
     if not usable:
         raise Conflict(
@@ -69,3 +93,30 @@ def choose_site(
             f" {need.get('disk_gb')} GiB disk."
         )
     return max(usable, key=lambda s: (s.free_fraction(need), [-ord(c) for c in s.name])).name
+
+
+def choose_volume_site(
+    candidates: Iterable[Candidate],
+    availability_zone: str | None,
+    volume_gb: Mapping[str, int],
+) -> str:
+    """The site for a new volume (see the module docstring); `candidates` in name
+    order, `volume_gb` the gigabytes of the volumes already in each site."""
+    sites = list(candidates)
+    if availability_zone:
+        for site in sites:
+            if site.name == availability_zone and site.enabled:
+                return site.name
+        raise BadRequest(
+            f"Availability zone '{availability_zone}' is invalid. Known zones: "
+            f"{', '.join(s.name for s in sites if s.enabled) or 'none'}."
+        )
+    usable = [s for s in sites if s.enabled and s.health != "down"]
+    if not usable:
+        raise Conflict("No valid backend was found: no availability zone is up.")
+
+    def free(site: Candidate) -> int:
+        return site.free("disk_gb") - int(volume_gb.get(site.name, 0))
+
+    best = max(free(s) for s in usable)
+    return next(s.name for s in usable if free(s) == best)

@@ -1,6 +1,12 @@
-"""Placement in the store: picks a site (model/placement.py) and records the
-promise in `sites.allocated` in the caller's transaction; `release` gives it
-back when the server is gone."""
+"""Placement in the store: reads the sites for the one placement policy
+(model/placement.py) and records a server's promise in `sites.allocated` in the
+caller's transaction; `release` gives it back when the server is gone.
+
+- `check_zone`: a server's explicit availability zone, checked before anything
+  is written (the rule itself is `model.placement.pinned_site`);
+- `place`: the site for a server, capacity claimed;
+- `volume_site`: the site for a volume (claims nothing).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,31 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.model.placement import DIMENSIONS, Candidate, choose_site
-from isthmus.store.tables import Site
+from isthmus.model.placement import (
+    DIMENSIONS,
+    Candidate,
+    choose_site,
+    choose_volume_site,
+    pinned_site,
+)
+from isthmus.store.tables import Resource, Site
+
+
+def candidates(session: Session, among: Collection[str] | None = None) -> list[Candidate]:
+    """Every site (or those in `among`) as placement sees it, in name order."""
+    sites = list(session.scalars(select(Site).order_by(Site.name)))
+    if among is not None:
+        sites = [s for s in sites if s.name in among]
+    return [
+        Candidate(s.name, s.enabled, s.health, dict(s.capacity or {}), dict(s.allocated or {}))
+        for s in sites
+    ]
+
+
+def check_zone(session: Session, availability_zone: str) -> str:
+    """The site a server's availability zone names (400 unless it exists and is
+    enabled), without claiming anything."""
+    return pinned_site(candidates(session), availability_zone)
 
 
 def place(
@@ -22,16 +51,20 @@ def place(
 ) -> str:
     """The site for a server (see model/placement.py), claimed; `among`, when given,
     limits the choice to those sites (e.g. a network's availability_zone_hints)."""
-    sites = list(session.scalars(select(Site).order_by(Site.name)))
-    if among is not None:
-        sites = [s for s in sites if s.name in among]
-    candidates = [
-        Candidate(s.name, s.enabled, s.health, dict(s.capacity or {}), dict(s.allocated or {}))
-        for s in sites
-    ]
-    name = choose_site(candidates, need, availability_zone)
+    name = choose_site(candidates(session, among), need, availability_zone)
     claim(session, name, need)
     return name
+
+
+def volume_site(session: Session, availability_zone: str | None) -> str:
+    """The site (= availability zone) a new volume goes to (model/placement.py's
+    volume policy); volumes claim nothing."""
+    placed: dict[str, int] = {}
+    rows = session.execute(select(Resource.site, Resource.spec).where(Resource.kind == "volume"))
+    for site_name, spec in rows:
+        if site_name:
+            placed[site_name] = placed.get(site_name, 0) + int((spec or {}).get("size", 0))
+    return choose_volume_site(candidates(session), availability_zone, placed)
 
 
 def claim(session: Session, site_name: str, need: dict[str, int], sign: int = 1) -> None:

@@ -1,10 +1,17 @@
 """Ports in the store: creating one allocates its MAC and fixed IPs (global
 IPAM) in the caller's transaction, so Neutron's port create and Nova's server
-create share one path. Unique keys on the allocation tables catch a race."""
+create share one path. Unique keys on the allocation tables catch a race.
+
+Whether an address can be a port's fixed IP is decided here once:
+`subnet_holding` (which subnet of the network the address belongs to) and
+`address_taken` (another port has it, or it is the subnet's gateway). Nova's
+early check (intent/servers.py) and Neutron's allocation (`allocate_fixed_ips`)
+both ask them, each answering in its own API's words.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +40,23 @@ def taken_addresses(session: Session, subnet_id: str) -> set[str]:
     return set(
         session.scalars(select(IpAllocation.ip_address).where(IpAllocation.subnet_id == subnet_id))
     )
+
+
+def subnet_holding(subnets: list[Resource], address: ipam.IPAddress) -> Resource | None:
+    """The first of `subnets` whose CIDR holds `address` (None: none does)."""
+    return next((s for s in subnets if address in ipam.parse_cidr(s.spec["cidr"])), None)
+
+
+def address_taken(
+    session: Session, subnet: Resource, address: str
+) -> Literal["allocated", "gateway"] | None:
+    """Why `address` on `subnet` cannot go to a new port: another port holds it
+    ("allocated") or it is the subnet's gateway ("gateway"); None when it is free."""
+    if address in taken_addresses(session, subnet.id):
+        return "allocated"
+    if address == subnet.spec.get("gateway_ip"):
+        return "gateway"
+    return None
 
 
 def allocate_fixed_ips(
@@ -64,8 +88,7 @@ def allocate_fixed_ips(
                         "InvalidInput",
                     )
             elif address:
-                ip = ipam.parse_address(str(address))
-                subnet = next((s for s in subnets if ip in ipam.parse_cidr(s.spec["cidr"])), None)
+                subnet = subnet_holding(subnets, ipam.parse_address(str(address)))
                 if subnet is None:
                     raise BadRequest(
                         f"IP address {address} is not in any subnet of network {network.id}.",
@@ -78,18 +101,18 @@ def allocate_fixed_ips(
             chosen.append((subnet, str(address) if address else None))
     fixed_ips = []
     for subnet, address in chosen:
-        cidr = ipam.parse_cidr(subnet.spec["cidr"])
-        taken = taken_addresses(session, subnet.id)
         if address is None:
+            taken = taken_addresses(session, subnet.id)
             address = ipam.next_free(subnet.spec.get("allocation_pools") or [], taken, subnet.id)
         else:
-            address = str(ipam.parse_address(address, cidr))
-            if address in taken:
+            address = str(ipam.parse_address(address, ipam.parse_cidr(subnet.spec["cidr"])))
+            problem = address_taken(session, subnet, address)
+            if problem == "allocated":
                 raise Conflict(
                     f"IP address {address} already allocated in subnet {subnet.id}",
                     "IpAddressAlreadyAllocated",
                 )
-            if address == subnet.spec.get("gateway_ip"):
+            if problem == "gateway":
                 raise Conflict(
                     f"IP address {address} is the gateway of subnet {subnet.id}",
                     "IpAddressAlreadyAllocated",
@@ -204,7 +227,7 @@ def create_port(
         resource_id=port_id,
     )
     if site:
-        from isthmus.engine.queue import enqueue
+        from isthmus.store.work import enqueue
 
         enqueue(session, port.id, "port", site)
     return port

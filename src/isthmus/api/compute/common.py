@@ -241,18 +241,3 @@ def get_flavor(session: Any, ctx: RequestContext, flavor_id: str) -> Resource:
     ):
         raise NotFound(f"Flavor {flavor_id} could not be found.")
     return flavor
-
-
-def flavor_copy(flavor: Resource) -> dict[str, Any]:
-    """What a server keeps of its flavor (Nova keeps a copy, not a reference)."""
-    spec = flavor.spec
-    return {
-        "id": flavor.id,
-        "name": flavor.name,
-        "vcpus": int(spec.get("vcpus", 0)),
-        "ram": int(spec.get("ram", 0)),
-        "disk": int(spec.get("disk", 0)),
-        "ephemeral": int(spec.get("ephemeral", 0)),
-        "swap": int(spec.get("swap", 0)),
-        "extra_specs": dict(spec.get("extra_specs") or {}),
-    }

@@ -1,11 +1,10 @@
 """Compute v2.1 (Nova), part one: version discovery and servers (list, show,
 create, update, delete, start/stop/reboot, metadata, ips, interfaces).
 
-The other compute modules: compute_common (microversions, links, paging),
-compute_create (server create: checks and writes), compute_listing (server
-list), compute_views (the server body and Nova's states), compute_extras
-(flavors, availability zones), compute_keypairs, compute_limits (limits, quota
-sets) and compute_volumes (volume attachments).
+The other compute modules: create (server create: parsing and checks; the writes
+are intent/servers.py's), listing (server list), views (the server body and Nova's
+states), extras (flavors, availability zones), keypairs, limits (limits, quota
+sets), volumes (volume attachments) and common (microversions, links, paging).
 
 Isthmus serves microversion 2.1 exactly (see compute_common).
 
@@ -40,12 +39,13 @@ from isthmus.api.compute.common import (
     require_object,
     version_string,
 )
-from isthmus.api.compute.create import boot, parse_boot_request
+from isthmus.api.compute.create import parse_boot_request
 from isthmus.api.compute.listing import list_servers_page
 from isthmus.api.compute.validation import validate_access_ip, validate_metadata
 from isthmus.api.compute.views import ServerState, ServerViews, interface
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.intent.servers import boot
 from isthmus.store import repo
 from isthmus.store.tables import Resource
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
+from isthmus.intent import floating_ips
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource, Site
 
@@ -45,7 +46,7 @@ MAX_TAG_LENGTH = 255
 
 ROUTER_INTERFACE = "network:router_interface"
 ROUTER_GATEWAY = "network:router_gateway"
-FLOATING_IP_OWNER = "network:floatingip"
+FLOATING_IP_OWNER = floating_ips.FLOATING_IP_OWNER  # written by intent/floating_ips.py
 # ports Neutron creates itself: deleted through their router / floating IP only
 L3_OWNERS = (ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATING_IP_OWNER)
 

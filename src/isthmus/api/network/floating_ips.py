@@ -7,7 +7,8 @@ specific address is admin-only, as in Neutron). Associating it with a port needs
 a router with a gateway on that network and an interface on the port's subnet
 (else 404 ExternalGatewayForFloatingIPNotFound); a fixed IP takes one floating IP
 per external network (409). Associating enqueues it in the site of the port's
-server, where that site's copy of the router does the NAT (engine/l3.py). As in
+server, where that site's copy of the router does the NAT (engine/l3.py); the
+writes of a create are intent/floating_ips.py's. As in
 Neutron it is DOWN until then and when not associated, and ACTIVE once the site
 applied it (the engine sets that); a port in no site (no server) leaves it DOWN.
 Deleting the port it points at disassociates it (and a port that vanished with
@@ -31,11 +32,11 @@ from isthmus.api.network import common as nc
 from isthmus.api.network.l3 import bad_fip, external_network, live_port, subnet_ids_of
 from isthmus.api.network.ports import device_of
 from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.intent import floating_ips as intent_floating_ips
 from isthmus.model import ipam
 from isthmus.store import ports as store_ports
-from isthmus.store import quotas, repo
+from isthmus.store import repo
 from isthmus.store.tables import Resource
-from isthmus.store.work import enqueue
 
 router = APIRouter(prefix="/network")
 
@@ -232,41 +233,18 @@ def create_floating_ip(
         requested = _floating_address_request(
             session, network, data.get("subnet_id"), data.get("floating_ip_address")
         )
-        quotas.check(session, project, {"floatingips": 1})
-        fip = repo.add(
-            session,
-            "floating_ip",
-            project_id=project,
-            status="DOWN",
-            spec={
-                "floating_network_id": network.id,
-                "description": nc.to_str("description", data.get("description")),
-                "tags": [],
-            },
-        )
-        port = store_ports.create_port(
+        intent_floating_ips.check_quota(session, project)
+        fip = intent_floating_ips.add_floating_ip(
             session,
             network,
-            project_id="",
+            project_id=project,
+            description=nc.to_str("description", data.get("description")),
             fixed_ips=requested,
-            security_groups=[],
-            device_id=fip.id,
-            device_owner=nc.FLOATING_IP_OWNER,
-            extra={"description": "", "tags": []},
         )
-        fip.spec = {
-            **fip.spec,
-            "floating_ip_address": port.spec["fixed_ips"][0]["ip_address"],
-            "fip_port_id": port.id,
-        }
         association = _associate(
             session, ctx, fip, data.get("port_id"), data.get("fixed_ip_address")
         )
-        fip.spec = {**fip.spec, **association}
-        session.flush()
-        target = live_port(session, association["port_id"])
-        if target is not None and target.site:
-            enqueue(session, fip.id, "floating_ip", target.site)
+        target = intent_floating_ips.associate(session, fip, association)
         return {"floatingip": fip_body(fip, target)}
 
     return nc.transact(request, work)

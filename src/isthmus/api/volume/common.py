@@ -1,13 +1,8 @@
 """Shared pieces of the Block Storage v3 API (api/volume/volumes.py and its companions):
 request parsing (entities, flags, metadata), list paging the way Cinder does it
 (api/listing.py, 404 for an unknown marker, `<things>_links`), volume types
-lookup and the choice of a site for a new volume.
-
-Site choice for a volume without an availability zone: among enabled sites that
-are not down, the one with the most free disk, where free disk is what the site
-reports (`capacity.disk_gb`) minus what servers were promised there
-(`allocated.disk_gb`) minus the gigabytes of the volumes placed there (from
-intent); ties go to the first name. Volumes claim nothing in `sites.allocated`.
+lookup and the availability zones. The site a new volume goes to is chosen by
+intent/volumes.py (the rule is model/placement.choose_volume_site).
 """
 
 from __future__ import annotations
@@ -25,9 +20,10 @@ from isthmus.api import listing
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.listing import Page
-from isthmus.errors import BadRequest, Conflict, NotFound
-from isthmus.service import DEFAULT_VOLUME_TYPE
+from isthmus.errors import BadRequest, NotFound
 from isthmus.store.tables import Resource, Site
+
+DEFAULT_VOLUME_TYPE = "__DEFAULT__"  # Cinder's default volume type (seeded by isthmus/service.py)
 
 # the one microversion served: plain v3.0 (see versions in api/volume/volumes.py)
 MAX_MICROVERSION = "3.0"
@@ -237,35 +233,6 @@ def find_type(session: Session, ref: str) -> Resource | None:
 
 
 # -- sites -----------------------------------------------------------------------------------------
-
-
-def volume_site(session: Session, availability_zone: str | None) -> str:
-    """The site (= availability zone) a new volume goes to; see the module docstring."""
-    sites = list(session.scalars(select(Site).order_by(Site.name)))
-    if availability_zone:
-        for site in sites:
-            if site.name == availability_zone and site.enabled:
-                return site.name
-        raise BadRequest(
-            f"Availability zone '{availability_zone}' is invalid. Known zones: "
-            f"{', '.join(s.name for s in sites if s.enabled) or 'none'}."
-        )
-    usable = [s for s in sites if s.enabled and s.health != "down"]
-    if not usable:
-        raise Conflict("No valid backend was found: no availability zone is up.")
-    placed: dict[str, int] = {}
-    rows = session.execute(select(Resource.site, Resource.spec).where(Resource.kind == "volume"))
-    for site_name, spec in rows:
-        if site_name:
-            placed[site_name] = placed.get(site_name, 0) + int((spec or {}).get("size", 0))
-
-    def free(site: Site) -> int:
-        capacity = int((site.capacity or {}).get("disk_gb", 0))
-        promised = int((site.allocated or {}).get("disk_gb", 0))
-        return capacity - promised - placed.get(site.name, 0)
-
-    best = max(free(s) for s in usable)
-    return next(s.name for s in usable if free(s) == best)
 
 
 def zones(session: Session) -> list[dict[str, Any]]:

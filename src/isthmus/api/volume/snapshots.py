@@ -27,9 +27,9 @@ from isthmus.api.volume.common import (
     service_of,
     text,
 )
-from isthmus.engine.queue import enqueue
 from isthmus.errors import BadRequest, NotFound
-from isthmus.store import quotas, repo
+from isthmus.intent import volumes as intent_volumes
+from isthmus.store import repo
 from isthmus.store.tables import Resource
 
 SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "volume_id")
@@ -85,32 +85,15 @@ def create_snapshot(
     service = service_of(request)
     with service.db.session() as session:
         volume = repo.get(session, "volume", volume_id, project_id=ctx.visible_project())
-        allowed = ("available", "in-use") if force else ("available",)
-        if volume.status not in allowed:
-            raise BadRequest(
-                f"Invalid volume: Volume {volume.id} status must be available, but current"
-                f" status is: {volume.status}."
-                + (" Use force to snapshot an in-use volume." if volume.status == "in-use" else "")
-            )
-        quotas.check(session, ctx.project_id, {"snapshots": 1})
-        snapshot = repo.add(
+        snapshot = intent_volumes.create_snapshot(
             session,
-            "snapshot",
-            project_id=ctx.project_id,
+            ctx,
+            volume,
             name=name,
-            status="creating",
-            site=volume.site,
-            parent_id=volume.id,
-            spec={
-                "size": int(volume.spec.get("size", 1)),
-                "description": description,
-                "metadata": meta,
-                "user_id": ctx.user_id,
-                "volume_type_id": volume.spec.get("volume_type_id"),
-            },
+            force=force,
+            description=description,
+            metadata=meta,
         )
-        if volume.site:
-            enqueue(session, snapshot.id, "snapshot", volume.site)
         answer = snapshot_body(request, snapshot)
     service.wake()
     return {"snapshot": answer}

@@ -13,8 +13,9 @@ negotiate it and send 3.0-shaped requests; a higher requested version is served 
 3.0.
 
 A volume is a `Resource` of kind "volume" placed in one site (its availability
-zone): the handler validates, checks quotas, writes the row with status
-"creating" and enqueues work for the site; the engine creates it there and sets
+zone): the handler parses and resolves the volume type, intent/volumes.py chooses
+the site, checks quotas, writes the row with status "creating" and enqueues work
+for the site; the engine creates it there and sets
 the status the site reports ("available", "in-use"). Attachments are written by
 the Compute API (`device_id` = server, `spec["device"]`); this API shows them.
 Delete tombstones the row (shown as "deleting") until the engine removed the
@@ -52,10 +53,9 @@ from isthmus.api.volume.common import (
     text,
     type_names,
     url_project,
-    volume_site,
 )
-from isthmus.engine.queue import enqueue
 from isthmus.errors import BadRequest, NotFound
+from isthmus.intent import volumes as intent_volumes
 from isthmus.store import quotas, repo
 from isthmus.store.tables import Resource
 
@@ -221,24 +221,7 @@ def create_volume(
     with service.db.session() as session:
         snapshot = None
         if snapshot_id:
-            snapshot = repo.get(session, "snapshot", snapshot_id, project_id=ctx.visible_project())
-            if snapshot.status != "available":
-                raise BadRequest(
-                    "Invalid snapshot: Originating snapshot status must be one of 'available'"
-                    f" values (is {snapshot.status})."
-                )
-            snapshot_size = int(snapshot.spec.get("size", 1))
-            size = snapshot_size if size is None else size
-            if size < snapshot_size:
-                raise BadRequest(
-                    f"Invalid input received: Volume size '{size}'GB cannot be smaller than the"
-                    f" snapshot size {snapshot_size}GB. They must be >= original snapshot size."
-                )
-            if zone and zone != snapshot.site:
-                raise BadRequest(
-                    "Invalid input received: Volume must be in the same availability zone as"
-                    f" the snapshot ({snapshot.site})."
-                )
+            snapshot, size = intent_volumes.source_snapshot(session, ctx, snapshot_id, size, zone)
         if size is None:  # unreachable: a size comes with the request or the snapshot
             raise BadRequest("Invalid input received: size is required to create a volume.")
         type_ref = text(ref, "volume_type")
@@ -252,28 +235,17 @@ def create_volume(
             )
         else:
             volume_type = default_type(session)
-        site = (
-            snapshot.site if snapshot is not None and snapshot.site else volume_site(session, zone)
-        )
-        quotas.check(session, ctx.project_id, {"volumes": 1, "gigabytes": size})
-        volume = repo.add(
+        volume = intent_volumes.create_volume(
             session,
-            "volume",
-            project_id=ctx.project_id,
+            ctx,
             name=name,
-            status="creating",
-            site=site,
-            spec={
-                "size": size,
-                "volume_type": volume_type.name,
-                "volume_type_id": volume_type.id,
-                "snapshot_id": snapshot.id if snapshot is not None else None,
-                "description": description,
-                "metadata": meta,
-                "user_id": ctx.user_id,
-            },
+            size=size,
+            volume_type=volume_type,
+            snapshot=snapshot,
+            zone=zone,
+            description=description,
+            metadata=meta,
         )
-        enqueue(session, volume.id, "volume", site)
         answer = volume_body(
             request, volume, ctx.is_admin, {volume_type.id: volume_type.name}, extended=False
         )

@@ -1,0 +1,130 @@
+"""Volume and snapshot create below the API (api/volume/volumes.py and
+snapshots.py parse the Cinder bodies and render the answers).
+
+A volume goes to one site (its availability zone): the site of the snapshot it is
+made from, else the one store/placement.volume_site chooses (the volume rule sits
+next to the server rule in model/placement.py; volumes claim no capacity). Each
+create checks quotas (413), adds the intent as "creating" and enqueues its work in
+the caller's transaction; the engine makes it in the site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from isthmus.errors import BadRequest
+from isthmus.intent import Caller
+from isthmus.store import quotas, repo
+from isthmus.store.placement import volume_site
+from isthmus.store.tables import Resource
+from isthmus.store.work import enqueue
+
+
+def source_snapshot(
+    session: Session,
+    caller: Caller,
+    snapshot_id: str,
+    size: int | None,
+    zone: str | None,
+) -> tuple[Resource, int]:
+    """The snapshot a new volume is made from and the volume's size (the
+    snapshot's unless a size is asked for): 404 unless visible, 400 unless it is
+    available, the size is at least the snapshot's and the zone is its site."""
+    snapshot = repo.get(session, "snapshot", snapshot_id, project_id=caller.visible_project())
+    if snapshot.status != "available":
+        raise BadRequest(
+            "Invalid snapshot: Originating snapshot status must be one of 'available'"
+            f" values (is {snapshot.status})."
+        )
+    snapshot_size = int(snapshot.spec.get("size", 1))
+    size = snapshot_size if size is None else size
+    if size < snapshot_size:
+        raise BadRequest(
+            f"Invalid input received: Volume size '{size}'GB cannot be smaller than the"
+            f" snapshot size {snapshot_size}GB. They must be >= original snapshot size."
+        )
+    if zone and zone != snapshot.site:
+        raise BadRequest(
+            "Invalid input received: Volume must be in the same availability zone as"
+            f" the snapshot ({snapshot.site})."
+        )
+    return snapshot, size
+
+
+def create_volume(
+    session: Session,
+    caller: Caller,
+    *,
+    name: str,
+    size: int,
+    volume_type: Resource,
+    snapshot: Resource | None,
+    zone: str | None,
+    description: str | None,
+    metadata: dict[str, Any],
+) -> Resource:
+    """A new volume: site chosen, quotas checked, intent added, work enqueued."""
+    site = snapshot.site if snapshot is not None and snapshot.site else volume_site(session, zone)
+    quotas.check(session, caller.project_id, {"volumes": 1, "gigabytes": size})
+    volume = repo.add(
+        session,
+        "volume",
+        project_id=caller.project_id,
+        name=name,
+        status="creating",
+        site=site,
+        spec={
+            "size": size,
+            "volume_type": volume_type.name,
+            "volume_type_id": volume_type.id,
+            "snapshot_id": snapshot.id if snapshot is not None else None,
+            "description": description,
+            "metadata": metadata,
+            "user_id": caller.user_id,
+        },
+    )
+    enqueue(session, volume.id, "volume", site)
+    return volume
+
+
+def create_snapshot(
+    session: Session,
+    caller: Caller,
+    volume: Resource,
+    *,
+    name: str,
+    force: bool,
+    description: str | None,
+    metadata: dict[str, Any],
+) -> Resource:
+    """A new snapshot of `volume` in its site: 400 unless the volume is available
+    (or in use, with `force`), quotas checked, intent added, work enqueued."""
+    allowed = ("available", "in-use") if force else ("available",)
+    if volume.status not in allowed:
+        raise BadRequest(
+            f"Invalid volume: Volume {volume.id} status must be available, but current"
+            f" status is: {volume.status}."
+            + (" Use force to snapshot an in-use volume." if volume.status == "in-use" else "")
+        )
+    quotas.check(session, caller.project_id, {"snapshots": 1})
+    snapshot = repo.add(
+        session,
+        "snapshot",
+        project_id=caller.project_id,
+        name=name,
+        status="creating",
+        site=volume.site,
+        parent_id=volume.id,
+        spec={
+            "size": int(volume.spec.get("size", 1)),
+            "description": description,
+            "metadata": metadata,
+            "user_id": caller.user_id,
+            "volume_type_id": volume.spec.get("volume_type_id"),
+        },
+    )
+    if volume.site:
+        enqueue(session, snapshot.id, "snapshot", volume.site)
+    return snapshot
