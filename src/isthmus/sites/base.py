@@ -43,7 +43,7 @@ Contract of every driver (checked by tests/contract/ against each driver):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from isthmus.model.specs import Spec
 
@@ -117,4 +117,16 @@ class SiteDriver(Protocol):
 
     def close(self) -> None:
         """Release connections and files; the site itself is left as it is."""
+        ...
+
+
+@runtime_checkable
+class PowerSwitch(Protocol):
+    """An optional capability: a site Isthmus itself can take down and bring back
+    up (the embedded one, to show an outage). While down, every call fails with
+    SiteUnavailable as for an unreachable cloud. Drivers of real clouds lack it;
+    ask with `isinstance(driver, PowerSwitch)`."""
+
+    def set_down(self, down: bool) -> None:
+        """Take the site down (True) or bring it back up (False)."""
         ...
