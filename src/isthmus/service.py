@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from isthmus.api.identity.token_keys import KEY_DIR_NAME, KeyRepository
 from isthmus.api.identity.token_validation import TokenValidator
 from isthmus.api.identity.tokens import TokenCodec, TokenData
+from isthmus.api.volume.common import DEFAULT_VOLUME_TYPE
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import HealthMonitor
 from isthmus.engine.registry import SiteRegistry
@@ -45,7 +46,6 @@ FLAVORS = (  # id, name, vcpus, ram MiB, disk GiB -- Nova's classic m1 set
     ("5", "m1.xlarge", 8, 16384, 160),
 )
 DEFAULT_IMAGE_NAME = "isthmus-minimal"
-DEFAULT_VOLUME_TYPE = "__DEFAULT__"  # Cinder's default volume type
 DEFAULT_IMAGE_BYTES = b"ISTHMUS-MINIMAL-IMAGE\n" + bytes(64 * 1024 - 22)
 
 

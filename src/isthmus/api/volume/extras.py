@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.volume.common import (
+    DEFAULT_VOLUME_TYPE,
     default_type,
     entity,
     find_type,
@@ -28,7 +29,6 @@ from isthmus.api.volume.common import (
     zones,
 )
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
-from isthmus.service import DEFAULT_VOLUME_TYPE
 from isthmus.store import quotas, repo
 from isthmus.store.tables import Project, Quota, Resource
 
