@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from isthmus.engine.queue import enqueue
 from isthmus.model.specs import ImageSpec
 from isthmus.sites.local import LocalDriver
 from isthmus.store.tables import Binding, Resource, Site, Work
+from isthmus.store.work import enqueue
 from tests.fixtures.isthmus_process import ISTHMUS, clean_env
 from tests.support import Cloud, add_network, add_server, project_id
 
