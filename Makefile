@@ -15,7 +15,8 @@ venv:
 demo: venv
 	$(PY) -m isthmus.demo
 
-# Lint, type check (mypy over src/, configured in pyproject.toml) and the whole test suite;
+# Lint, the import layers (import-linter, contracts in .importlinter), type check (mypy over
+# src/, configured in pyproject.toml) and the whole test suite;
 # all always run, and the target fails if any fails.
 # pytest's exit code 5 (no tests collected) counts as a failure. As root, setup also installs
 # the real OpenStack test site's packages, and the tests that need PostgreSQL or that site
@@ -24,16 +25,19 @@ ROOT_USER := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 test:
 	@bash scripts/setup.sh $(if $(filter 1,$(ROOT_USER)),--openstack)
 	@lint=0; $(VENV)/bin/ruff check $(LINT_PATHS) || lint=$$?; \
+	layers=0; $(VENV)/bin/lint-imports || layers=$$?; \
 	types=0; $(VENV)/bin/mypy src || types=$$?; \
 	tests=0; ISTHMUS_REQUIRE_POSTGRES=$(ROOT_USER) ISTHMUS_REQUIRE_OPENSTACK=$(ROOT_USER) \
 		$(VENV)/bin/pytest -q -ra --durations=15 || tests=$$?; \
 	if [ $$lint -ne 0 ]; then echo "make test: ruff check failed (exit $$lint)" >&2; fi; \
+	if [ $$layers -ne 0 ]; then echo "make test: lint-imports failed (exit $$layers)" >&2; fi; \
 	if [ $$types -ne 0 ]; then echo "make test: mypy failed (exit $$types)" >&2; fi; \
 	if [ $$tests -ne 0 ]; then echo "make test: pytest failed (exit $$tests)" >&2; fi; \
-	[ $$lint -eq 0 ] && [ $$types -eq 0 ] && [ $$tests -eq 0 ]
+	[ $$lint -eq 0 ] && [ $$layers -eq 0 ] && [ $$types -eq 0 ] && [ $$tests -eq 0 ]
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/lint-imports
 
 bench: venv
 	$(PY) bench/run_all.py
