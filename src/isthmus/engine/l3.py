@@ -175,24 +175,9 @@ def router_spec(session: Session, router: Resource) -> tuple[RouterSpec, list[tu
                 continue
             needs.append((subnet.id, "subnet"))
             interfaces.append(
-                RouterInterface(
-                    port_id=port.id,
-                    network_id=network.id,
-                    subnet_id=subnet.id,
-                    cidr=subnet.spec["cidr"],
-                    ip_address=fixed["ip_address"],
-                    mac_address=port.spec.get("mac_address", ""),
-                    segmentation_id=network.spec.get("segmentation_id"),
-                )
+                RouterInterface.from_intent(port, network, subnet, fixed["ip_address"])
             )
-    spec = RouterSpec(
-        isthmus_id=router.id,
-        name=router.name,
-        interfaces=tuple(interfaces),
-        external_gateway=_gateway(session, router),
-        admin_state_up=bool(router.spec.get("admin_state_up", True)),
-    )
-    return spec, needs
+    return RouterSpec.from_intent(router, interfaces, _gateway(session, router)), needs
 
 
 def _gateway(session: Session, router: Resource) -> RouterGateway | None:
@@ -204,15 +189,7 @@ def _gateway(session: Session, router: Resource) -> RouterGateway | None:
         subnet = _subnet(session, fixed["subnet_id"])
         if subnet is None or ipaddress.ip_network(subnet.spec["cidr"]).version != 4:
             continue
-        return RouterGateway(
-            network_id=gateway["network_id"],
-            port_id=port.id,
-            cidr=subnet.spec["cidr"],
-            ip_address=fixed["ip_address"],
-            mac_address=port.spec.get("mac_address", ""),
-            gateway_ip=subnet.spec.get("gateway_ip"),
-            enable_snat=bool(gateway.get("enable_snat", True)),
-        )
+        return RouterGateway.from_intent(router, port, subnet, fixed["ip_address"])
     return None
 
 
@@ -230,13 +207,4 @@ def floating_ip_spec(
         return None
     if not router_needed(session, router, site):
         return None
-    spec = FloatingIpSpec(
-        isthmus_id=fip.id,
-        name=fip.name,
-        floating_ip_address=fip.spec.get("floating_ip_address", ""),
-        floating_network_id=fip.spec.get("floating_network_id", ""),
-        router_id=router_id,
-        port_id=port_id,
-        fixed_ip_address=fip.spec.get("fixed_ip_address") or "",
-    )
-    return spec, [(router_id, "router"), (port_id, "port")]
+    return FloatingIpSpec.from_intent(fip), [(router_id, "router"), (port_id, "port")]

@@ -25,15 +25,12 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
 from isthmus.engine import l3
-from isthmus.engine.queue import enqueue, enqueue_many
 from isthmus.fabric import interconnect
 from isthmus.model.specs import (
-    FixedIp,
     ImageSpec,
     NetworkSpec,
     PortSpec,
     SecurityGroupSpec,
-    SecurityRule,
     ServerSpec,
     SnapshotSpec,
     Spec,
@@ -42,6 +39,7 @@ from isthmus.model.specs import (
 )
 from isthmus.sites.base import Observed
 from isthmus.store.tables import Binding, Resource, Work
+from isthmus.store.work import enqueue, enqueue_many
 
 MEMBERSHIP_SETTLE_SECONDS = 1.0
 TRANSIENT = {"BUILD", "REBOOT", "creating", "saving", "attaching", "detaching"}
@@ -104,14 +102,8 @@ def plan(session: Session, resource: Resource | None, kind: str, site: str) -> P
 
 def _plan_network(session: Session, net: Resource, site: str) -> Plan:
     if not net.deleting and network_needed(session, net.id, site):
-        spec = NetworkSpec(
-            isthmus_id=net.id,
-            name=net.name,
-            mtu=int(net.spec.get("mtu", 1450)),
-            segmentation_id=net.spec.get("segmentation_id"),
-            route_targets=interconnect.route_targets(net.spec.get("segmentation_id")),
-        )
-        return Plan(True, spec)
+        targets = interconnect.route_targets(net.spec.get("segmentation_id"))
+        return Plan(True, NetworkSpec.from_intent(net, route_targets=targets))
     waits = [(p, "port") for p in _bound_ports_of_network(session, net.id, site)]
     waits += [
         (s.id, "subnet")
@@ -126,16 +118,7 @@ def _plan_network(session: Session, net: Resource, site: str) -> Plan:
 def _plan_subnet(session: Session, subnet: Resource, site: str) -> Plan:
     network_id = subnet.parent_id or ""
     if not subnet.deleting and network_needed(session, network_id, site):
-        spec = SubnetSpec(
-            isthmus_id=subnet.id,
-            name=subnet.name,
-            network_id=network_id,
-            cidr=subnet.spec["cidr"],
-            ip_version=int(subnet.spec.get("ip_version", 4)),
-            gateway_ip=subnet.spec.get("gateway_ip"),
-            enable_dhcp=bool(subnet.spec.get("enable_dhcp", True)),
-        )
-        return Plan(True, spec, needs=[(network_id, "network")])
+        return Plan(True, SubnetSpec.from_intent(subnet), needs=[(network_id, "network")])
     waits = [(p, "port") for p in _bound_ports_of_network(session, network_id, site)]
     return Plan(False, waits_for=waits)
 
@@ -143,22 +126,10 @@ def _plan_subnet(session: Session, subnet: Resource, site: str) -> Plan:
 def _plan_port(session: Session, port: Resource, site: str) -> Plan:
     if port.deleting or port.site != site:
         return Plan(False)
-    fixed_ips = tuple(
-        FixedIp(f["subnet_id"], f["ip_address"]) for f in port.spec.get("fixed_ips", [])
-    )
-    groups = tuple(port.spec.get("security_groups", []))
-    spec = PortSpec(
-        isthmus_id=port.id,
-        name=port.name,
-        network_id=port.parent_id or "",
-        mac_address=port.spec.get("mac_address", ""),
-        fixed_ips=fixed_ips,
-        security_group_ids=groups,
-        admin_state_up=bool(port.spec.get("admin_state_up", True)),
-    )
-    needs = [(port.parent_id or "", "network")]
-    needs += [(f.subnet_id, "subnet") for f in fixed_ips]
-    needs += [(g, "security_group") for g in groups]
+    spec = PortSpec.from_intent(port)
+    needs = [(spec.network_id, "network")]
+    needs += [(f.subnet_id, "subnet") for f in spec.fixed_ips]
+    needs += [(g, "security_group") for g in spec.security_group_ids]
     return Plan(True, spec, needs=needs)
 
 
@@ -175,27 +146,8 @@ def _plan_security_group(session: Session, group: Resource, site: str) -> Plan:
             .order_by(Resource.created_at)
         )
     )
-    spec = SecurityGroupSpec(
-        isthmus_id=group.id,
-        name=group.name,
-        rules=tuple(
-            SecurityRule(
-                direction=r.spec["direction"],
-                ethertype=r.spec.get("ethertype", "IPv4"),
-                protocol=r.spec.get("protocol"),
-                port_range_min=r.spec.get("port_range_min"),
-                port_range_max=r.spec.get("port_range_max"),
-                remote_ip_prefix=r.spec.get("remote_ip_prefix"),
-                remote_group_id=r.spec.get("remote_group_id"),
-            )
-            for r in rules
-        ),
-        remote_group_members=_group_members(
-            session,
-            sorted({r.spec["remote_group_id"] for r in rules if r.spec.get("remote_group_id")}),
-        ),
-    )
-    return Plan(True, spec)
+    members = _group_members(session, SecurityGroupSpec.remote_groups(rules))
+    return Plan(True, SecurityGroupSpec.from_intent(group, rules, members))
 
 
 def _group_members(
@@ -283,16 +235,7 @@ def _plan_image(session: Session, image: Resource, site: str) -> Plan:
     )
     if not used or image.status != "active":
         return Plan(False)
-    spec = ImageSpec(
-        isthmus_id=image.id,
-        name=image.name,
-        disk_format=image.spec.get("disk_format") or "raw",
-        container_format=image.spec.get("container_format") or "bare",
-        size=int(image.spec.get("size") or 0),
-        checksum=image.spec.get("checksum") or "",
-        data_path=image.spec.get("data_path", ""),
-    )
-    return Plan(True, spec)
+    return Plan(True, ImageSpec.from_intent(image))
 
 
 def _plan_server(session: Session, server: Resource, site: str) -> Plan:
@@ -303,25 +246,8 @@ def _plan_server(session: Session, server: Resource, site: str) -> Plan:
             Resource.kind == "port", Resource.device_id == server.id, Resource.deleting.is_(False)
         )
     )
-    port_ids = tuple(p.id for p in sorted(ports, key=lambda p: (p.spec.get("nic_index", 0), p.id)))
-    s = server.spec
-    spec = ServerSpec(
-        isthmus_id=server.id,
-        name=server.name,
-        vcpus=int(s.get("vcpus", 1)),
-        ram_mb=int(s.get("ram_mb", 512)),
-        disk_gb=int(s.get("disk_gb", 1)),
-        flavor_name=(s.get("flavor") or {}).get("name"),
-        image_id=s.get("image_id"),
-        port_ids=port_ids,
-        key_name=s.get("key_name"),
-        public_key=s.get("public_key"),
-        user_data=s.get("user_data"),
-        metadata=tuple(sorted((s.get("metadata") or {}).items())),
-        power_on=bool(s.get("power_on", True)),
-        reboot_count=int(s.get("reboot_count", 0)),
-    )
-    needs = [(p, "port") for p in port_ids]
+    spec = ServerSpec.from_intent(server, port_ids=ServerSpec.nic_order(ports))
+    needs = [(p, "port") for p in spec.port_ids]
     if spec.image_id:
         needs.append((spec.image_id, "image"))
     return Plan(True, spec, needs=needs)
@@ -330,16 +256,8 @@ def _plan_server(session: Session, server: Resource, site: str) -> Plan:
 def _plan_volume(session: Session, volume: Resource, site: str) -> Plan:
     if volume.deleting or volume.site != site:
         return Plan(False)
-    attached = volume.device_id
-    spec = VolumeSpec(
-        isthmus_id=volume.id,
-        name=volume.name,
-        size_gb=int(volume.spec.get("size", 1)),
-        volume_type=volume.spec.get("volume_type"),
-        snapshot_id=volume.spec.get("snapshot_id"),
-        attached_server_id=attached,
-        device=volume.spec.get("device"),
-    )
+    spec = VolumeSpec.from_intent(volume)
+    attached = spec.attached_server_id
     needs = [(attached, "server")] if attached else []
     if spec.snapshot_id:
         needs.append((spec.snapshot_id, "snapshot"))
@@ -349,10 +267,8 @@ def _plan_volume(session: Session, volume: Resource, site: str) -> Plan:
 def _plan_snapshot(session: Session, snapshot: Resource, site: str) -> Plan:
     if snapshot.deleting or snapshot.site != site:
         return Plan(False)
-    spec = SnapshotSpec(
-        isthmus_id=snapshot.id, name=snapshot.name, volume_id=snapshot.parent_id or ""
-    )
-    return Plan(True, spec, needs=[(snapshot.parent_id or "", "volume")])
+    spec = SnapshotSpec.from_intent(snapshot)
+    return Plan(True, spec, needs=[(spec.volume_id, "volume")])
 
 
 def _plan_router(session: Session, router: Resource, site: str) -> Plan:

@@ -23,6 +23,7 @@ from isthmus.model.placement import (
     choose_volume_site,
     pinned_site,
 )
+from isthmus.model.specs import ServerSize
 from isthmus.store.tables import Resource, Site
 
 
@@ -83,9 +84,6 @@ def release(session: Session, site_name: str, need: dict[str, int]) -> None:
 
 
 def server_need(spec: Mapping[str, Any]) -> dict[str, int]:
-    return {
-        "vcpus": int(spec.get("vcpus", 0)),
-        "ram_mb": int(spec.get("ram_mb", 0)),
-        "disk_gb": int(spec.get("disk_gb", 0)),
-        "servers": 1,
-    }
+    """What a server claims of its site, read from its intent's spec by the same
+    mapping that sizes it in the site (`model.specs.ServerSize`)."""
+    return ServerSize.from_intent(spec).need()
