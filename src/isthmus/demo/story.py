@@ -13,10 +13,16 @@ the service (SIGTERM to its exact pid). Exit 0 when every step worked; otherwise
 The service runs with `fabric: embedded`. Where the embedded data plane can run
 (root, FRR, nft, nsenter: fabric/capability.py), after booting, the servers ping
 each other and a second tenant with the same CIDR shows it cannot reach them
-(demo_fabric.py); the fabric (its FRR daemons and namespaces) is torn down after
-the service stops, by the function `isthmus down` uses (cli_down.py). Elsewhere
-the demo says it runs control-plane only, and why, and skips the pings
-(`isthmus site list` says so too).
+(the fabric chapter, demo/fabric.py); the fabric (its FRR daemons and namespaces)
+is torn down after the service stops, by the function `isthmus down` uses
+(cli/down.py). Elsewhere the demo says it runs control-plane only, and why, and
+skips the pings (`isthmus site list` says so too).
+
+This module is the story; its chapters are passed in (`Demo(..., chapters=...)`,
+each a `Chapter`): they run once the servers are ACTIVE and the volume attached,
+and clean up first in the cleanup step. The story imports none of them; a chapter
+imports the story (`Demo`, `DemoFailed`, `demo_env`); demo/__main__.py, the entry
+point, assembles the two.
 
 openstacksdk is used only to wait for states the CLI cannot wait for (a volume
 becoming available, a server being gone), polling quickly.
@@ -24,28 +30,24 @@ becoming available, a server being gone), polling quickly.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from rich.console import Console
 
-from isthmus.demo_fabric import FabricChapter
 from isthmus.fabric import capability
 
 ZONES = ("site-a", "site-b", "site-c")
@@ -58,7 +60,23 @@ class DemoFailed(Exception):
     """A step did not work; the message says what happened."""
 
 
-def _bin(name: str) -> Path:
+class Chapter(Protocol):
+    """A part of the story told after the servers booted (one per availability zone,
+    the volume attached to demo-site-a) and before everything is listed."""
+
+    def run(self, demo: Demo, servers: dict[str, dict[str, Any]]) -> None:
+        """Tell the chapter (`servers`: the demo project's servers by zone, as
+        `openstack server create -f json` gave them); DemoFailed when it went wrong."""
+        ...
+
+    def cleanup(self, demo: Demo) -> None:
+        """Remove what `run` made (the first thing the cleanup step does); skip what
+        was never made."""
+        ...
+
+
+def bin_path(name: str) -> Path:
+    """A command installed beside this Python (the venv's `openstack`)."""
     return Path(sys.executable).parent / name
 
 
@@ -69,9 +87,10 @@ def _free_port() -> int:
 
 
 class Demo:
-    """One run of the demo in `workdir`, printing to `console`."""
+    """One run of the demo in `workdir`, printing to `console`, telling `chapters`
+    in order after the servers booted."""
 
-    def __init__(self, workdir: Path, console: Console) -> None:
+    def __init__(self, workdir: Path, console: Console, chapters: Sequence[Chapter] = ()) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.console = console
@@ -82,7 +101,7 @@ class Demo:
         self.sdk: Any = None
         self.servers: dict[str, dict[str, Any]] = {}
         self.data_plane_missing = capability.missing()  # None: the pings run
-        self.fabric = FabricChapter(self, CIDR)
+        self.chapters = list(chapters)
 
     @property
     def clouds_yaml(self) -> Path:
@@ -120,7 +139,11 @@ class Demo:
             cmd += ["--config", str(config)]
             with self.log.open("wb") as out:
                 self.proc = subprocess.Popen(
-                    cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env()
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=demo_env(),
                 )
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -178,10 +201,10 @@ class Demo:
 
     def openstack(self, *args: str, cloud: str = CLOUD) -> str:
         """Run one `openstack --os-cloud CLOUD ARGS`; its stdout, or DemoFailed."""
-        cmd = [str(_bin("openstack")), "--os-cloud", cloud, *args]
+        cmd = [str(bin_path("openstack")), "--os-cloud", cloud, *args]
         proc = subprocess.run(
             cmd,
-            env=_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml)),
+            env=demo_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml)),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -205,8 +228,8 @@ class Demo:
         for command in commands:
             lines += [command, f'shell sh -c "echo {marker}; echo {marker} 1>&2"']
         proc = subprocess.run(
-            [str(_bin("openstack"))],
-            env=_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml), OS_CLOUD=cloud),
+            [str(bin_path("openstack"))],
+            env=demo_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml), OS_CLOUD=cloud),
             input="\n".join(lines) + "\n",
             capture_output=True,
             text=True,
@@ -304,14 +327,8 @@ class Demo:
             self.wait_for(f"volume {VOLUME} in-use", lambda: self.volume_status() == "in-use")
             self.say(f"{VOLUME} is in-use by demo-site-a")
 
-        if self.data_plane_missing is None:
-            self.fabric.run(self.servers)
-        else:
-            with self.step("Data plane: skipped"):
-                self.say(
-                    f"[yellow]control-plane only ({self.data_plane_missing}): the servers have"
-                    " no network stack here, so no pings[/]"
-                )
+        for chapter in self.chapters:
+            chapter.run(self, self.servers)
 
         with self.step("Listing everything, with the site each thing lives in"):
             # cliff's interactive mode cannot quote "Availability Zone": its own process
@@ -332,7 +349,7 @@ class Demo:
                 self.show(f"openstack {command}", out)
             site_list = subprocess.run(
                 [sys.executable, "-m", "isthmus.cli", "--os-cloud", "isthmus", "site", "list"],
-                env=_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml)),
+                env=demo_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml)),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -344,7 +361,8 @@ class Demo:
             self.show("isthmus site list", site_list.stdout)
 
         with self.step("Cleaning up: servers, volume, image, subnet, network"):
-            self.fabric.cleanup()
+            for chapter in reversed(self.chapters):
+                chapter.cleanup(self)
             self.openstack("server", "remove", "volume", "demo-site-a", VOLUME)
             self.wait_for(f"volume {VOLUME} detached", lambda: self.volume_status() == "available")
             names = [f"demo-{zone}" for zone in ZONES]
@@ -373,56 +391,9 @@ class Demo:
         return self.sdk.network.find_network(NETWORK, ignore_missing=True) is None
 
 
-def _env(**extra: str) -> dict[str, str]:
+def demo_env(**extra: str) -> dict[str, str]:
     """Our environment without OS_* variables from the caller's shell, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m isthmus.demo", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the temporary data dir (its path is printed)"
-    )
-    args = parser.parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
-    if not _bin("openstack").exists():
-        console.print(f"[red]The demo needs the openstack CLI at {_bin('openstack')}.[/]")
-        return 1
-    started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="isthmus-demo-"))
-    demo = Demo(workdir, console)
-    code = 0
-    try:
-        demo.run()
-    except DemoFailed as exc:
-        console.print(f"[bold red]Demo failed:[/] {exc}", highlight=False)
-        console.print("[dim]--- last lines of the isthmus up log ---[/]")
-        console.print(demo.service_log_tail(), highlight=False, soft_wrap=True)
-        code = 1
-    except KeyboardInterrupt:
-        console.print("[yellow]Interrupted.[/]")
-        code = 130
-    finally:
-        status = demo.stop_service()
-        demo.teardown_fabric()
-        if status not in (None, 0) and code == 0:
-            console.print(f"[red]isthmus up exited with status {status} on SIGTERM.[/]")
-            code = 1
-        if args.keep:
-            console.print(f"Data dir kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    if code == 0:
-        console.print(
-            f"[bold green]Demo complete[/] in {time.monotonic() - started:.1f}s:"
-            " three sites, one cloud, the ordinary openstack CLI."
-        )
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

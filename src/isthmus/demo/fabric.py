@@ -1,6 +1,7 @@
-"""The demo's data-plane chapter (`python -m isthmus.demo` runs it after booting
-its servers): the servers of the demo project, one per site on one network, ping
-each other through `isthmus server exec SERVER -- ping -c1 -W2 IP`, and a second
+"""The demo's data-plane chapter (`python -m isthmus.demo` passes it to the story,
+demo/story.py, which tells it after booting its servers): the servers of the demo
+project, one per site on one network, ping each other through
+`isthmus server exec SERVER -- ping -c1 -W2 IP`, and a second
 tenant whose network has the SAME CIDR cannot reach them (nor they it), while its
 own two servers reach each other.
 
@@ -15,6 +16,9 @@ the servers are ACTIVE); cross-tenant pairs are tried once, after every
 same-tenant pair answered, so a silence there is isolation, not a fabric still
 converging. The second tenant's servers take fixed addresses the first tenant
 does not use, so "no reply" cannot come from pinging one's own address.
+
+Where the embedded data plane cannot run (the story's `data_plane_missing`), the
+chapter is one step, "Data plane: skipped", saying why.
 """
 
 from __future__ import annotations
@@ -26,13 +30,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from isthmus.demo import Demo
+from isthmus.demo.story import Demo, DemoFailed, demo_env
 
 OTHER_CLOUD = "isthmus-demo-other"
 OTHER_PROJECT = "demo-other"
@@ -64,10 +67,10 @@ class Result:
 
 
 class FabricChapter:
-    """The ping matrix of one demo run (uses the demo's service, CLI and clouds.yaml)."""
+    """The ping matrix of one demo run (uses the demo's service, CLI and clouds.yaml);
+    `cidr` is the demo network's, which the second tenant's network takes too."""
 
-    def __init__(self, demo: Demo, cidr: str) -> None:
-        self.demo = demo
+    def __init__(self, cidr: str) -> None:
         self.cidr = cidr
         self.endpoints: list[Endpoint] = []
         self.other_password = secrets.token_urlsafe(12)
@@ -75,15 +78,13 @@ class FabricChapter:
 
     # -- probing ------------------------------------------------------------------------------
 
-    def ping(self, source: Endpoint, ip: str) -> bool:
+    def ping(self, demo: Demo, source: Endpoint, ip: str) -> bool:
         """One `isthmus server exec SOURCE -- ping -c1 -W2 IP`; True on a reply."""
         argv = [sys.executable, "-m", "isthmus.cli", "--os-cloud", "isthmus", "server", "exec"]
         argv += [source.server_id, "--", "ping", "-c1", "-W2", ip]
-        from isthmus.demo import DemoFailed, _env
-
         proc = subprocess.run(
             argv,
-            env=_env(OS_CLIENT_CONFIG_FILE=str(self.demo.clouds_yaml)),
+            env=demo_env(OS_CLIENT_CONFIG_FILE=str(demo.clouds_yaml)),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -97,12 +98,14 @@ class FabricChapter:
             )
         return proc.returncode == 0
 
-    def probe(self, source: Endpoint, target: Endpoint, until_answered: bool) -> Result:
+    def probe(
+        self, demo: Demo, source: Endpoint, target: Endpoint, until_answered: bool
+    ) -> Result:
         started = time.monotonic()
         tries = 0
         while True:
             tries += 1
-            answered = self.ping(source, target.ip)
+            answered = self.ping(demo, source, target.ip)
             elapsed = time.monotonic() - started
             if answered or not until_answered or elapsed > CONVERGE_SECONDS:
                 return Result(source, target, answered, tries, elapsed)
@@ -110,10 +113,9 @@ class FabricChapter:
 
     # -- the second tenant ------------------------------------------------------------------------
 
-    def make_other_tenant(self) -> None:
+    def make_other_tenant(self, demo: Demo) -> None:
         """A project with a member user (as admin), its cloud in clouds.yaml, then as that
         user a network of the same CIDR and two servers at fixed addresses."""
-        demo = self.demo
         user = f"{OTHER_PROJECT}-user"
         demo.openstack_batch(
             [
@@ -163,12 +165,11 @@ class FabricChapter:
         with ThreadPoolExecutor(len(OTHER_SERVERS)) as pool:
             self.endpoints += list(pool.map(boot, OTHER_SERVERS))
 
-    def cleanup(self) -> None:
+    def cleanup(self, demo: Demo) -> None:
         """The second tenant's servers, network, user and project (as that tenant, then
         as admin); what was never made is skipped."""
         if not self.other_made:
             return
-        demo = self.demo
         mine = [e.name for e in self.endpoints if e.tenant == OTHER_PROJECT]
         if mine:
             demo.openstack("server", "delete", "--wait", *mine, cloud=OTHER_CLOUD)
@@ -184,29 +185,33 @@ class FabricChapter:
 
     # -- the story ------------------------------------------------------------------------------
 
-    def run(self, servers: dict[str, dict[str, Any]]) -> None:
+    def run(self, demo: Demo, servers: dict[str, dict[str, Any]]) -> None:
         """`servers`: the demo project's servers by zone (as `server create -f json` gave)."""
-        from isthmus.demo import DemoFailed
-
-        demo = self.demo
+        if demo.data_plane_missing is not None:
+            with demo.step("Data plane: skipped"):
+                demo.say(
+                    f"[yellow]control-plane only ({demo.data_plane_missing}): the servers have"
+                    " no network stack here, so no pings[/]"
+                )
+            return
         for zone, server in servers.items():
             addresses = demo.sdk.compute.get_server(server["id"]).addresses or {}
             ip = next(a["addr"] for nets in addresses.values() for a in nets)
             self.endpoints.append(Endpoint(f"demo-{zone}", server["id"], ip, "demo"))
         with demo.step(f"A second tenant, {OTHER_PROJECT}, with the same CIDR {self.cidr}"):
-            self.make_other_tenant()
+            self.make_other_tenant(demo)
         with demo.step("Pinging every pair with `isthmus server exec SERVER -- ping -c1 -W2 IP`"):
             pairs = [(s, t) for s in self.endpoints for t in self.endpoints if s is not t]
             same = [(s, t) for s, t in pairs if s.tenant == t.tenant]
             across = [(s, t) for s, t in pairs if s.tenant != t.tenant]
             with ThreadPoolExecutor(PARALLEL) as pool:
                 results = list(
-                    pool.map(lambda p: self.probe(p[0], p[1], until_answered=True), same)
+                    pool.map(lambda p: self.probe(demo, p[0], p[1], until_answered=True), same)
                 )
                 results += list(
-                    pool.map(lambda p: self.probe(p[0], p[1], until_answered=False), across)
+                    pool.map(lambda p: self.probe(demo, p[0], p[1], until_answered=False), across)
                 )
-            self.show(results)
+            self.show(demo, results)
             silent = [r for r in results if r.same_tenant and not r.answered]
             leaked = [r for r in results if not r.same_tenant and r.answered]
             if silent or leaked:
@@ -214,8 +219,7 @@ class FabricChapter:
                 wrong += [f"{r.source.name} -> {r.target.name} answered" for r in leaked]
                 raise DemoFailed("unexpected reachability: " + "; ".join(wrong))
 
-    def show(self, results: list[Result]) -> None:
-        demo = self.demo
+    def show(self, demo: Demo, results: list[Result]) -> None:
         table = Table(title="ping -c1 -W2 (row: from, column: to)", title_justify="left")
         table.add_column("from \\ to")
         for target in self.endpoints:
