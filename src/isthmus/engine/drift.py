@@ -4,16 +4,17 @@ site, and foreign objects.
 `sweep_site(db, sites, name)` lists what one site holds, outside any transaction:
 `driver.inventory()` (objects carrying an Isthmus id) and `driver.foreign()`
 (objects made there outside Isthmus). It compares the inventory with the
-bindings that say a server or volume (DRIFT_KINDS) was applied in the site:
+bindings that say a server or volume (model/kinds.DRIFT_KINDS) was applied in
+the site:
 
 - bound, absent from the site: **drift**, the object was deleted in the site
   behind Isthmus' back. The binding is marked (`drifted_at`), the resource goes
-  ERROR (a volume: error) with a fault saying so, and the engine never recreates
-  it: engine/worker.py skips a drifted binding, and before every `ensure` of an
-  already applied server or volume it checks with `observe()` that the object is
-  still there, so a deletion no sweep has seen yet is caught the same way. The
-  tenant can still delete the resource (nothing is left to remove in the site);
-  an operator can have it made again (`recreate`: admin
+  ERROR (a volume: error; `kinds.error_status`) with a fault saying so, and the
+  engine never recreates it: engine/worker.py skips a drifted binding, and before
+  every `ensure` of an already applied server or volume it checks with `observe()`
+  that the object is still there, so a deletion no sweep has seen yet is caught
+  the same way. The tenant can still delete the resource (nothing is left to
+  remove in the site); an operator can have it made again (`recreate`: admin
   `POST /isthmus/v1/resources/{id}/recreate`, `isthmus resource recreate`).
 - bound, present, with another status or fault than the binding recorded: the
   site's state flows back (a server the site put in ERROR shows ERROR with the
@@ -44,17 +45,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.engine.reconcilers import TRANSIENT, resource_status
 from isthmus.engine.registry import SiteRegistry
 from isthmus.errors import Conflict, SiteError
 from isthmus.fabric.interconnect import OBSERVED_KEY
+from isthmus.model import kinds
 from isthmus.sites.base import ForeignObject, Observed
 from isthmus.store import repo
 from isthmus.store.db import Database
 from isthmus.store.tables import Binding, Resource, Site, Work
 from isthmus.store.work import enqueue
 
-DRIFT_KINDS = ("server", "volume")
 FOREIGN_LIST_LIMIT = 50
 DRIFTED_STATUS = "DELETED"  # a drifted binding's observed_status
 
@@ -78,18 +78,14 @@ def drift_fault(kind: str, site: str) -> str:
     )
 
 
-def error_status(kind: str) -> str:
-    return "ERROR" if kind in ("server", "port") else "error"
-
-
 def show_observed(resource: Resource, observed: Observed, site: str) -> None:
     """Make `resource` (not being deleted) show what `site` reports: its status,
     and the site's fault message while that status is an error."""
-    status = resource_status(observed.kind, observed)
+    status = kinds.applied_status(observed.kind, observed.status)
     if status and status != resource.status:
         resource.status = status
         resource.updated_at = repo.utcnow()
-    failed = resource.status in ("ERROR", "error")
+    failed = kinds.is_error(resource.status)
     notes = {"fault": observed.fault, "site": site} if observed.fault and failed else {}
     kept = (resource.observed or {}).get(OBSERVED_KEY)
     if kept:  # how each site joins a network's segment, kept by the engine (worker.py)
@@ -109,7 +105,7 @@ def mark_drifted(session: Session, resource: Resource | None, binding: Binding) 
     binding.observed_status = DRIFTED_STATUS
     binding.last_error = message
     binding.updated_at = now
-    resource.status = error_status(binding.kind)
+    resource.status = kinds.error_status(binding.kind)
     resource.observed = {"fault": message, "site": binding.site, "drifted": True}
     resource.updated_at = now
     return True
@@ -141,7 +137,7 @@ def recreate(session: Session, resource: Resource) -> list[str]:
         binding.last_error = None
         binding.updated_at = now
         enqueue(session, resource.id, resource.kind, binding.site)
-    resource.status = "BUILD" if resource.kind == "server" else "creating"
+    resource.status = kinds.initial_status(resource.kind)
     resource.observed = {}
     resource.updated_at = now
     return [binding.site for binding in bindings]
@@ -195,7 +191,7 @@ def _judge(
             for binding in session.scalars(
                 select(Binding).where(
                     Binding.site == site,
-                    Binding.kind.in_(DRIFT_KINDS),
+                    Binding.kind.in_(kinds.DRIFT_KINDS),
                     Binding.applied_generation > 0,
                     Binding.updated_at < started,
                 )
@@ -229,7 +225,10 @@ def _judge(
             binding.last_error = observed.fault
             binding.updated_at = repo.utcnow()
             show_observed(resource, observed, site)
-            if observed.status in TRANSIENT or binding.applied_generation != resource.generation:
+            if (
+                observed.status in kinds.TRANSIENT_STATUSES
+                or binding.applied_generation != resource.generation
+            ):
                 enqueue(session, resource_id, binding.kind, site)  # the engine takes over
             result.refreshed.append(resource_id)
 

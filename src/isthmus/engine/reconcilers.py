@@ -37,12 +37,10 @@ from isthmus.model.specs import (
     SubnetSpec,
     VolumeSpec,
 )
-from isthmus.sites.base import Observed
 from isthmus.store.tables import Binding, Resource, Work
 from isthmus.store.work import enqueue, enqueue_many
 
 MEMBERSHIP_SETTLE_SECONDS = 1.0
-TRANSIENT = {"BUILD", "REBOOT", "creating", "saving", "attaching", "detaching"}
 
 
 @dataclass
@@ -298,17 +296,6 @@ PLANNERS = {
     "router": _plan_router,
     "floating_ip": _plan_floating_ip,
 }
-
-SITE_KINDS = frozenset(PLANNERS)
-
-
-def resource_status(kind: str, observed: Observed) -> str | None:
-    """The resource status a site observation implies (None: leave it alone)."""
-    if kind in ("server", "volume", "snapshot"):
-        return observed.status
-    if kind in ("port", "router", "floating_ip"):
-        return "ACTIVE"
-    return None
 
 
 def after(

@@ -27,12 +27,13 @@ from sqlalchemy.orm import Session
 
 from isthmus.engine import progress as copy_progress
 from isthmus.engine import queue
-from isthmus.engine.drift import DRIFT_KINDS, mark_drifted, show_observed
-from isthmus.engine.reconcilers import TRANSIENT, Plan, after, is_bound, plan
+from isthmus.engine.drift import mark_drifted, show_observed
+from isthmus.engine.reconcilers import Plan, after, is_bound, plan
 from isthmus.engine.registry import SiteRegistry
 from isthmus.engine.retry import RetryPolicy
 from isthmus.errors import PermanentError, SiteError, SiteUnavailable, TemporaryError
 from isthmus.fabric import interconnect
+from isthmus.model import kinds
 from isthmus.sites.base import Observed
 from isthmus.store import repo, work
 from isthmus.store.db import Database
@@ -45,23 +46,7 @@ WAIT_FOR_NEEDS_SECONDS = 2.0  # a fallback: a prerequisite that lands wakes its 
 
 
 MAX_INLINE_DEPTH = 3
-KIND_ORDER = {
-    kind: rank
-    for rank, kind in enumerate(
-        (
-            "network",
-            "subnet",
-            "security_group",
-            "image",
-            "port",
-            "router",
-            "floating_ip",
-            "server",
-            "volume",
-            "snapshot",
-        )
-    )
-}
+KIND_ORDER = {kind: rank for rank, kind in enumerate(kinds.SITE_KINDS)}
 
 
 @dataclass(frozen=True)
@@ -210,7 +195,7 @@ class Engine:
                 binding is not None
                 and the_plan.present
                 and binding.applied_generation == generation
-                and binding.observed_status not in TRANSIENT
+                and binding.observed_status not in kinds.TRANSIENT_STATUSES
                 and not binding.last_error
             )
             drifted = binding is not None and binding.drifted_at is not None
@@ -218,7 +203,7 @@ class Engine:
                 binding is not None
                 and not drifted
                 and binding.applied_generation > 0
-                and item.kind in DRIFT_KINDS
+                and item.kind in kinds.DRIFT_KINDS
             )
         return _Snapshot(
             the_plan, generation, missing, list(the_plan.waits_for), up_to_date, drifted, applied
@@ -328,7 +313,7 @@ class Engine:
                 binding.observed_status = observed.status
                 binding.last_error = observed.fault
                 binding.updated_at = repo.utcnow()
-                transient = observed.status in TRANSIENT
+                transient = observed.status in kinds.TRANSIENT_STATUSES
                 if resource is not None and not resource.deleting:
                     show_observed(resource, observed, item.site)
                     if item.kind == "network":
@@ -368,8 +353,7 @@ class Engine:
                 binding.last_error = message
                 binding.updated_at = repo.utcnow()
             if resource is not None and not resource.deleting:
-                upper = item.kind in ("server", "port", "router", "floating_ip")
-                resource.status = "ERROR" if upper else "error"
+                resource.status = kinds.error_status(item.kind)
                 resource.observed = {"fault": message, "site": item.site}
             queue.complete(session, item)
 

@@ -84,6 +84,10 @@ class States:
     transient: frozenset[str] = frozenset()  # a site reports these while still working
     waiting: frozenset[str] = frozenset()  # the resource waits for its site in these
     settled: frozenset[str] = frozenset()  # where it rests once applied
+    # once a site applied it, the resource shows the status that site reports
+    # (`follows_site`), else `applied` (None: its status stays as it is)
+    follows_site: bool = False
+    applied: str | None = None
 
 
 STATES: Mapping[str, States] = {
@@ -93,21 +97,26 @@ STATES: Mapping[str, States] = {
         transient=frozenset({BUILD, REBOOT}),
         waiting=frozenset({BUILD, REBOOT}),
         settled=frozenset({ACTIVE, SHUTOFF}),
+        follows_site=True,
     ),
     PORT: States(
         initial=DOWN,
         error=ERROR,
         waiting=frozenset({DOWN}),  # until its site applied it
         settled=frozenset({ACTIVE}),
+        applied=ACTIVE,
     ),
-    ROUTER: States(initial=ACTIVE, error=ERROR, settled=frozenset({ACTIVE})),
-    FLOATING_IP: States(initial=DOWN, error=ERROR, settled=frozenset({ACTIVE, DOWN})),
+    ROUTER: States(initial=ACTIVE, error=ERROR, settled=frozenset({ACTIVE}), applied=ACTIVE),
+    FLOATING_IP: States(
+        initial=DOWN, error=ERROR, settled=frozenset({ACTIVE, DOWN}), applied=ACTIVE
+    ),
     VOLUME: States(
         initial=CREATING,
         error=LOWER_ERROR,
         transient=frozenset({CREATING, ATTACHING, DETACHING}),
         waiting=frozenset({CREATING, ATTACHING, DETACHING}),
         settled=frozenset({AVAILABLE, IN_USE}),
+        follows_site=True,
     ),
     SNAPSHOT: States(
         initial=CREATING,
@@ -115,6 +124,7 @@ STATES: Mapping[str, States] = {
         transient=frozenset({CREATING}),
         waiting=frozenset({CREATING}),
         settled=frozenset({AVAILABLE}),
+        follows_site=True,
     ),
     IMAGE: States(
         initial=QUEUED,
@@ -148,6 +158,15 @@ def error_status(kind: str) -> str:
 def initial_status(kind: str) -> str:
     """The status a new resource of `kind` (or one made again) starts in."""
     return STATES[kind].initial
+
+
+def applied_status(kind: str, site_status: str) -> str | None:
+    """The status a resource of `kind` shows once a site applied it and reports
+    `site_status` for it (None: leave the resource's status as it is)."""
+    states = STATES.get(kind)
+    if states is None:
+        return None
+    return site_status if states.follows_site else states.applied
 
 
 def is_error(status: str) -> bool:

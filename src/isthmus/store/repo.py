@@ -23,6 +23,7 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import NotFound
+from isthmus.model import kinds
 from isthmus.store.tables import Binding, IpAllocation, MacAllocation, Resource, Site, Work
 from isthmus.store.work import enqueue, image_copy
 
@@ -160,15 +161,9 @@ def purge(session: Session, resource: Resource) -> None:
 def pending_reason(session: Session, resource: Resource) -> str | None:
     """Why a resource is not (yet) what its intent says, for API views: its site
     being down wins over its image's copy into that site under way, which wins over
-    the engine's last note. Derived at read time."""
-    if resource.site and resource.status in (
-        "BUILD",
-        "creating",
-        "DOWN",
-        "attaching",
-        "detaching",
-        "REBOOT",
-    ):
+    the engine's last note. Derived at read time. A resource waits for its site
+    while its status is one of `kinds.WAITING_STATUSES`."""
+    if resource.site and resource.status in kinds.WAITING_STATUSES:
         site = session.get(Site, resource.site)
         if site is not None and site.health == "down":
             return f"site {site.name} is down: {site.last_error or 'no answer'}"
