@@ -7,7 +7,7 @@ in use), placement, IPAM, quotas, writing the intent and enqueueing its work, al
 in the caller's transaction (the handler commits and wakes the engine). Tests and
 benches write intent through the same functions.
 
-- `servers`: server create (the checked `BootRequest`, `boot`, `add_server`);
+- `servers`: server create (the checked `BootRequest`, `boot`, `add_server`) and delete;
 - `volumes`: volume and snapshot create;
 - `ports`: Neutron port create, update and delete;
 - `floating_ips`: floating IP create and association.

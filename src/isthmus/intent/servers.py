@@ -1,5 +1,5 @@
-"""Server create below the API: the checks that need the store and the one write
-path for a new server.
+"""Server writes below the API: the checks of a create that need the store, the
+one write path for a new server, and a server's delete.
 
 api/compute/create.py parses a Nova create body into a `BootRequest`, asking this
 module about what it references (networks, ports, a fixed IP, the availability
@@ -363,3 +363,40 @@ def _attach_nic(
         site=site,
         extra={"nic_index": nic_index, "delete_with_server": True},
     )
+
+
+def delete_server(session: Session, server: Resource) -> None:
+    """Accept a server's delete: its own ports go with it, ports given at create
+    stay (detached, out of the site), attached volumes are detached, and the
+    server is marked deleting (the engine removes it from its site)."""
+    _release_attachments(session, server)
+    repo.mark_deleting(session, server)
+
+
+def _release_attachments(session: Session, server: Resource) -> None:
+    for port in session.scalars(
+        select(Resource).where(
+            Resource.kind == "port",
+            Resource.device_id == server.id,
+            Resource.deleting.is_(False),
+        )
+    ):
+        if port.spec.get("delete_with_server"):
+            repo.mark_deleting(session, port)
+        else:
+            repo.change(
+                session,
+                port,
+                device_id=None,
+                site=None,
+                status="DOWN",
+                spec={"nic_index": None, "device_owner": "", "delete_with_server": False},
+            )
+    for volume in session.scalars(
+        select(Resource).where(
+            Resource.kind == "volume",
+            Resource.device_id == server.id,
+            Resource.deleting.is_(False),
+        )
+    ):
+        repo.change(session, volume, device_id=None, status="detaching", spec={"device": None})

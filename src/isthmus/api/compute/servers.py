@@ -26,7 +26,6 @@ from typing import Any
 
 from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.catalog import base_url_of
@@ -45,7 +44,7 @@ from isthmus.api.compute.validation import validate_access_ip, validate_metadata
 from isthmus.api.compute.views import ServerState, ServerViews, interface
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, Conflict, NotFound
-from isthmus.intent.servers import boot
+from isthmus.intent import servers as intent_servers
 from isthmus.store import repo
 from isthmus.store.tables import Resource
 
@@ -162,7 +161,7 @@ def create_server(
     service = _service(request)
     with service.db.session() as session:
         boot_request = parse_boot_request(session, ctx, body)
-        servers = boot(session, ctx, boot_request)
+        servers = intent_servers.boot(session, ctx, boot_request)
         first = servers[0]
         reservation_id = first.spec["reservation_id"]
     service.wake()
@@ -234,37 +233,6 @@ def update_server(
     return answer
 
 
-def release_server_attachments(session: Session, server: Resource) -> None:
-    """A server is going: its own ports go with it, ports given at create stay
-    (detached, out of the site) and attached volumes are detached."""
-    for port in session.scalars(
-        select(Resource).where(
-            Resource.kind == "port",
-            Resource.device_id == server.id,
-            Resource.deleting.is_(False),
-        )
-    ):
-        if port.spec.get("delete_with_server"):
-            repo.mark_deleting(session, port)
-        else:
-            repo.change(
-                session,
-                port,
-                device_id=None,
-                site=None,
-                status="DOWN",
-                spec={"nic_index": None, "device_owner": "", "delete_with_server": False},
-            )
-    for volume in session.scalars(
-        select(Resource).where(
-            Resource.kind == "volume",
-            Resource.device_id == server.id,
-            Resource.deleting.is_(False),
-        )
-    ):
-        repo.change(session, volume, device_id=None, status="detaching", spec={"device": None})
-
-
 @router.delete("/v2.1/servers/{server_id}", status_code=204)
 def delete_server(
     request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
@@ -274,8 +242,7 @@ def delete_server(
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
         if not server.deleting:
-            release_server_attachments(session, server)
-            repo.mark_deleting(session, server)
+            intent_servers.delete_server(session, server)
     service.wake()
     return Response(status_code=204)
 
