@@ -10,9 +10,10 @@ without the site, in the caller's transaction:
 - its work rows and bindings go (nothing will ever act in that site again);
 - a resource on its way out that is now in no site and has no work left is
   purged, as the engine would have done;
-- a server, volume or snapshot placed there shows ERROR (error) with a fault
-  saying the site was removed: it is gone with its site, and deleting it
-  succeeds at once (`repo.mark_deleting` sends no work to a removed site).
+- a server, volume or snapshot placed there shows its kind's error status
+  (ERROR, error: `kinds.error_status`) with a fault saying the site was removed:
+  it is gone with its site, and deleting it succeeds at once
+  (`repo.mark_deleting` sends no work to a removed site).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from isthmus.model import kinds
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource, Work
 
-GONE_STATUS = {"server": "ERROR", "volume": "error", "snapshot": "error"}
+GONE_KINDS = (kinds.SERVER, kinds.VOLUME, kinds.SNAPSHOT)  # they show kinds.error_status
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,8 @@ def let_go(session: Session, site: str) -> None:
     for resource in session.scalars(select(Resource).where(Resource.site == site)):
         if resource.deleting:
             involved.add(resource.id)
-        elif resource.kind in GONE_STATUS:
-            resource.status = GONE_STATUS[resource.kind]
+        elif resource.kind in GONE_KINDS:
+            resource.status = kinds.error_status(resource.kind)
             resource.observed = {"fault": gone_fault(resource.kind, site), "site": site}
             resource.updated_at = now
     session.flush()
