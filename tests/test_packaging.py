@@ -1,7 +1,11 @@
 """What `pip install isthmus` gives: every third-party module the package imports at
 run time is a declared dependency (fast, an AST scan), and the package installed
 without extras into a fresh virtualenv imports every driver, builds its API, runs
-its CLI and migrates a database with the migrations it ships (slow)."""
+its CLI and migrates a database with the migrations it ships (slow).
+
+No module path is written here: the migrations directory, the drivers and the
+entry points the smoke test uses are found by walking the package (by file, or by
+the names its modules define), so moving a module does not break these tests."""
 
 from __future__ import annotations
 
@@ -22,7 +26,16 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "isthmus"
-MIGRATIONS = PACKAGE / "store" / "migrations"
+
+
+def _migrations_directory(package: Path) -> Path:
+    """The one directory of `package` alembic reads: it holds env.py and versions/."""
+    found = [p.parent for p in package.rglob("env.py") if (p.parent / "versions").is_dir()]
+    assert len(found) == 1, f"expected one alembic directory in {package}: {found}"
+    return found[0]
+
+
+MIGRATIONS = _migrations_directory(PACKAGE)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -83,6 +96,17 @@ def test_every_runtime_import_is_a_declared_dependency() -> None:
     assert not undeclared, f"imported at run time but not in pyproject's dependencies: {undeclared}"
 
 
+def test_no_runtime_dependency_is_repeated_in_an_extra() -> None:
+    # an extra lists only what the package itself does not need, so the two never drift
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = declared_dependencies()
+    repeated = {
+        extra: sorted(runtime & declared_dependencies(extra))
+        for extra in project.get("optional-dependencies", {})
+    }
+    assert not any(repeated.values()), f"runtime dependencies repeated in extras: {repeated}"
+
+
 def test_the_scan_sees_the_openstack_driver_imports() -> None:
     # guards the scan itself: these are imported at run time by sites/openstack/
     imports = third_party_imports()
@@ -112,7 +136,7 @@ def test_package_data_lists_every_file_read_from_the_package_directory() -> None
 # -- a real install ------------------------------------------------------------------------
 
 SMOKE = """
-import importlib, pkgutil, sqlite3, sys
+import importlib, inspect, pkgutil, sqlite3, sys
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
@@ -123,16 +147,35 @@ import isthmus
 venv, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
 assert Path(isthmus.__file__).is_relative_to(venv), isthmus.__file__
 modules = [m.name for m in pkgutil.walk_packages(isthmus.__path__, "isthmus.")]
+# every name a module of the package holds -> the distinct objects under it (classes
+# and functions only when the package defines them, not what it imports from others)
+names = {}
 for name in modules:
-    importlib.import_module(name)
+    for attribute, value in vars(importlib.import_module(name)).items():
+        if inspect.isclass(value) or inspect.isfunction(value):
+            if not value.__module__.startswith("isthmus."):
+                continue
+        names.setdefault(attribute, {})[id(value)] = value
 
-from isthmus.sites.local import LocalDriver
-from isthmus.sites.openstack import OpenStackDriver
-from isthmus.fabric.dataplane import EmbeddedFabric
-from isthmus.api.app import create_app
-from isthmus.config import Config
-from isthmus.service import Service
-from isthmus.store.db import MIGRATIONS_DIR
+
+def one(attribute):
+    # the one object the package holds under `attribute`, wherever it is defined
+    found = list(names.get(attribute, {}).values())
+    assert len(found) == 1, (attribute, found)
+    return found[0]
+
+
+# every site driver (a class named *Driver other than the driver Protocol) imported
+drivers = {
+    attribute
+    for attribute, values in names.items()
+    if attribute.endswith("Driver")
+    and any(inspect.isclass(v) and not getattr(v, "_is_protocol", False) for v in values.values())
+}
+assert {"LocalDriver", "OpenStackDriver"} <= drivers, drivers
+EmbeddedFabric = one("EmbeddedFabric")
+create_app, Config, Service = one("create_app"), one("Config"), one("Service")
+MIGRATIONS_DIR = one("MIGRATIONS_DIR")
 
 head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 with sqlite3.connect(data_dir / "isthmus.db") as db:
