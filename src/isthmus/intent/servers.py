@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from isthmus.errors import BadRequest, Conflict, OverQuota
 from isthmus.intent import Caller
 from isthmus.model import ipam
+from isthmus.model.specs import ServerSize
 from isthmus.store import placement, ports, quotas, repo
 from isthmus.store.tables import Resource
 from isthmus.store.work import enqueue
@@ -214,13 +215,9 @@ def flavor_copy(flavor: Resource) -> dict[str, Any]:
 
 
 def flavor_need(flavor: Resource) -> dict[str, int]:
-    """What one server of `flavor` takes from a site (placement's dimensions)."""
-    spec = flavor.spec
-    return {
-        "vcpus": int(spec.get("vcpus", 0)),
-        "ram_mb": int(spec.get("ram", 0)),
-        "disk_gb": int(spec.get("disk", 0)),
-    }
+    """What one server of `flavor` takes from a site (placement's dimensions), as
+    its intent keeps it (read back by `ServerSize.from_intent`)."""
+    return ServerSize.from_flavor(flavor.spec).as_spec()
 
 
 def allowed_count(session: Session, project_id: str, request: BootRequest) -> int:
