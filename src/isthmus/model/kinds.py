@@ -14,7 +14,15 @@ module:
 - a resource that waits in a `WAITING_STATUSES` status names its site being down
   as the reason (store/repo.pending_reason);
 - a failed resource, or one drifted from its site, shows `error_status(kind)`
-  (engine/worker.py, engine/drift.py); `is_error(status)` tells one.
+  (engine/worker.py, engine/drift.py, store/site_removal.py); `is_error(status)`
+  tells one;
+- once a site applied a resource, it shows `applied_status(kind, site_status)`.
+
+`transient` and `waiting` differ on purpose: `saving` is what a site reports for
+an image while its data is copied in (poll again), but an image is in no one site,
+so it never waits for one; `DOWN` is what a port shows until its site applied it,
+but a site reporting a port DOWN is done with it (an OpenStack port not yet bound
+to a server is DOWN), so polling it again would never end.
 """
 
 from __future__ import annotations
