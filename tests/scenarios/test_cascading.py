@@ -17,9 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from isthmus.store.tables import Resource
-from tests.fixtures.cascade import below, ok, site_mode_isthmus, top_isthmus, wait_for
+from tests.fixtures.cascade import below, ok, site_mode_isthmus, top_isthmus
 from tests.fixtures.isthmus_process import Running
 from tests.support import Cloud
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -99,7 +100,9 @@ def test_a_server_booted_in_the_openstack_site_lands_below_and_leaves_with_it(
     def status() -> str:
         return ok(client.get(f"{C}/servers/{server['id']}", headers=demo))["server"]["status"]
 
-    wait_for("the top's server to be ACTIVE", lambda: status() == "ACTIVE")
+    wait_for(
+        lambda: status() == "ACTIVE", timeout=60, interval=0.2, what="the top's server to be ACTIVE"
+    )
     shown = ok(client.get(f"{C}/servers/{server['id']}", headers=demo))["server"]
     assert shown["OS-EXT-AZ:availability_zone"] == "lower"
     port = ok(client.get(f"{N}/ports?device_id={server['id']}", headers=demo))["ports"][0]
@@ -129,19 +132,31 @@ def test_a_server_booted_in_the_openstack_site_lands_below_and_leaves_with_it(
 
     # power goes down the levels too
     ok(client.post(f"{C}/servers/{server['id']}/action", headers=demo, json={"os-stop": None}), 202)
-    wait_for("the top's server to be SHUTOFF", lambda: status() == "SHUTOFF")
+    wait_for(
+        lambda: status() == "SHUTOFF",
+        timeout=60,
+        interval=0.2,
+        what="the top's server to be SHUTOFF",
+    )
     assert conn.compute.get_server(lower_server.id).status == "SHUTOFF"
     ok(
         client.post(f"{C}/servers/{server['id']}/action", headers=demo, json={"os-start": None}),
         202,
     )
-    wait_for("the top's server to be ACTIVE again", lambda: status() == "ACTIVE")
+    wait_for(
+        lambda: status() == "ACTIVE",
+        timeout=60,
+        interval=0.2,
+        what="the top's server to be ACTIVE again",
+    )
 
     # delete at the top: gone below, and the network leaves the site with its last port
     ok(client.delete(f"{C}/servers/{server['id']}", headers=demo), 204)
     wait_for(
-        "the top's server to go",
         lambda: client.get(f"{C}/servers/{server['id']}", headers=demo).status_code == 404,
+        timeout=60,
+        interval=0.2,
+        what="the top's server to go",
     )
 
     def gone_below() -> bool:
@@ -151,7 +166,12 @@ def test_a_server_booted_in_the_openstack_site_lands_below_and_leaves_with_it(
             and conn.network.find_network(f"isthmus-{net['id']}") is None
         )
 
-    wait_for("the server, its port and its network to leave the lower Isthmus", gone_below)
+    wait_for(
+        gone_below,
+        timeout=60,
+        interval=0.2,
+        what="the server, its port and its network to leave the lower Isthmus",
+    )
     # the top still has its network and subnet (a network spans sites; it was only
     # realised below while something there used it)
     ok(client.get(f"{N}/networks/{net['id']}", headers=demo))
@@ -181,7 +201,12 @@ def test_volumes_and_reboots_cascade_and_security_groups_map_to_the_sites_ids(
     def server_status() -> str:
         return ok(client.get(f"{C}/servers/{server_id}", headers=demo))["server"]["status"]
 
-    wait_for("the server to be ACTIVE", lambda: server_status() == "ACTIVE")
+    wait_for(
+        lambda: server_status() == "ACTIVE",
+        timeout=60,
+        interval=0.2,
+        what="the server to be ACTIVE",
+    )
     conn = below(lower)
     lower_server = conn.compute.find_server(f"isthmus-{server_id}")
 
@@ -205,10 +230,17 @@ def test_volumes_and_reboots_cascade_and_security_groups_map_to_the_sites_ids(
         202,
     )
     wait_for(
-        "the site's server to be asked for one reboot",
         lambda: conn.compute.get_server(lower_server.id).metadata.get("isthmus_reboots") == "1",
+        timeout=60,
+        interval=0.2,
+        what="the site's server to be asked for one reboot",
     )
-    wait_for("the server to be ACTIVE after its reboot", lambda: server_status() == "ACTIVE")
+    wait_for(
+        lambda: server_status() == "ACTIVE",
+        timeout=60,
+        interval=0.2,
+        what="the server to be ACTIVE after its reboot",
+    )
 
     # a volume in the openstack site's zone: created, attached, detached, deleted below
     V = "/volume/v3"
@@ -224,25 +256,44 @@ def test_volumes_and_reboots_cascade_and_security_groups_map_to_the_sites_ids(
     def volume_status() -> str:
         return ok(client.get(f"{V}/volumes/{volume['id']}", headers=demo))["volume"]["status"]
 
-    wait_for("the volume to be available", lambda: volume_status() == "available")
+    wait_for(
+        lambda: volume_status() == "available",
+        timeout=60,
+        interval=0.2,
+        what="the volume to be available",
+    )
     lower_volume = conn.block_storage.find_volume(f"isthmus-{volume['id']}")
     assert lower_volume.metadata["isthmus_name"] == "data"
     attach = {"volumeAttachment": {"volumeId": volume["id"]}}
     ok(client.post(f"{C}/servers/{server_id}/os-volume_attachments", headers=demo, json=attach))
-    wait_for("the volume to be in-use", lambda: volume_status() == "in-use")
+    wait_for(
+        lambda: volume_status() == "in-use",
+        timeout=60,
+        interval=0.2,
+        what="the volume to be in-use",
+    )
     attachments = conn.block_storage.get_volume(lower_volume.id).attachments
     assert [a["server_id"] for a in attachments] == [lower_server.id]
     detach = f"{C}/servers/{server_id}/os-volume_attachments/{volume['id']}"
     assert client.delete(detach, headers=demo).status_code == 202
-    wait_for("the volume to be available again", lambda: volume_status() == "available")
+    wait_for(
+        lambda: volume_status() == "available",
+        timeout=60,
+        interval=0.2,
+        what="the volume to be available again",
+    )
     assert conn.block_storage.get_volume(lower_volume.id).attachments == []
     assert client.delete(f"{V}/volumes/{volume['id']}", headers=demo).status_code == 202
     wait_for(
-        "the volume to leave the lower Isthmus",
         lambda: conn.block_storage.find_volume(f"isthmus-{volume['id']}") is None,
+        timeout=60,
+        interval=0.2,
+        what="the volume to leave the lower Isthmus",
     )
     assert client.delete(f"{C}/servers/{server_id}", headers=demo).status_code == 204
     wait_for(
-        "the server to leave the lower Isthmus",
         lambda: conn.compute.find_server(f"isthmus-{server_id}") is None,
+        timeout=60,
+        interval=0.2,
+        what="the server to leave the lower Isthmus",
     )
