@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tests.waiting import WaitTimeout, wait_for
+from tests.waiting import ManualClock, WaitTimeout, wait_for
 
 
 def test_returns_the_first_truthy_value() -> None:
@@ -53,3 +53,13 @@ def test_without_what_it_names_the_callable() -> None:
 
     with pytest.raises(WaitTimeout, match="waiting for .*never; last: value None"):
         wait_for(never, timeout=0.01, interval=0.005)
+
+
+def test_a_manual_clock_moves_only_when_told() -> None:
+    clock = ManualClock(start=100.0)
+    assert clock() == clock() == 100.0
+    clock.advance(2.5)
+    assert clock() == 102.5
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    assert ManualClock()() > 0  # by default it starts at the real monotonic time

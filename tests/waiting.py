@@ -16,6 +16,10 @@ fails the test immediately) unless their types are listed in `ignoring`, which m
 "not yet" instead. Code that waits but goes on either way (stopping a process, then
 killing it if it lingers) catches `WaitTimeout`.
 
+Where a test only needs time to pass for the product (an interval to run out), it does
+not sleep: the product takes a clock (e.g. engine/health.py's `HealthMonitor(clock=)`)
+and the test passes a `ManualClock` it moves on itself.
+
 This module imports only the standard library, so fixtures at any level can use it.
 """
 
@@ -62,3 +66,19 @@ def wait_for(
             message = f"timed out after {timeout:g} s waiting for {described}; last: {last}"
             raise WaitTimeout(message)
         time.sleep(min(interval, left))
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told: pass it where the product takes a
+    `clock` (a callable returning seconds) and `advance` it instead of sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.monotonic() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a monotonic clock does not go back")
+        self.now += seconds

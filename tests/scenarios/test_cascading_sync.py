@@ -25,9 +25,10 @@ from sqlalchemy import select
 from isthmus.sites.local.state import SiteState
 from isthmus.sites.openstack.compute import keypair_name
 from isthmus.store.tables import Resource
-from tests.fixtures.cascade import below, ok, site_mode_isthmus, top_isthmus, wait_for
+from tests.fixtures.cascade import below, ok, site_mode_isthmus, top_isthmus
 from tests.fixtures.isthmus_process import Running
 from tests.support import Cloud, project_id
+from tests.waiting import ManualClock, wait_for
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -80,8 +81,30 @@ def create_server(top: Cloud, net: str, image: str | None = None, **extra: Any) 
 
 def boot(top: Cloud, net: str, image: str | None = None, **extra: Any) -> str:
     server_id = str(ok(create_server(top, net, image, **extra), 202)["server"]["id"])
-    wait_for("the server to be ACTIVE", lambda: show(top, server_id)["status"] == "ACTIVE")
+    wait_for(
+        lambda: show(top, server_id)["status"] == "ACTIVE",
+        timeout=60,
+        interval=0.2,
+        what="the server to be ACTIVE",
+    )
     return server_id
+
+
+def sweeps_pass(top: Cloud, rounds: int) -> None:
+    """`rounds` sweep intervals pass for the top's health loop, each ending in a sweep of
+    every site that is up: its clock is moved on instead of the test sleeping, so no
+    round is missed on a busy machine (the loop's thread pauses meanwhile)."""
+    health = top.service.health
+    health.stop()
+    clock = ManualClock()
+    health.clock = clock
+    try:
+        for _ in range(rounds):
+            clock.advance(SWEEP)
+            health.sweep_due()
+    finally:
+        health.clock = time.monotonic
+        health.start()
 
 
 def show(top: Cloud, server_id: str) -> Any:
@@ -91,8 +114,10 @@ def show(top: Cloud, server_id: str) -> Any:
 def delete_server(top: Cloud, conn: Connection, server_id: str) -> None:
     ok(top.client.delete(f"{C}/servers/{server_id}", headers=top.demo), 204)
     wait_for(
-        "the server to go",
         lambda: top.client.get(f"{C}/servers/{server_id}", headers=top.demo).status_code == 404,
+        timeout=60,
+        interval=0.2,
+        what="the server to go",
     )
     assert conn.compute.find_server(f"isthmus-{server_id}") is None
 
@@ -108,12 +133,16 @@ def test_a_server_deleted_in_the_lower_isthmus_is_drift_at_the_top(
     lower_server = conn.compute.find_server(f"isthmus-{server_id}")
     conn.compute.delete_server(lower_server)
     wait_for(
-        "the lower Isthmus to drop the server",
         lambda: conn.compute.find_server(f"isthmus-{server_id}") is None,
+        timeout=60,
+        interval=0.2,
+        what="the lower Isthmus to drop the server",
     )
     shown = wait_for(
-        "the top to see the drift",
         lambda: (s := show(top, server_id))["status"] == "ERROR" and s,
+        timeout=60,
+        interval=0.2,
+        what="the top to see the drift",
     )
     assert "deleted in site lower outside Isthmus" in shown["fault"]["message"]
     site = ok(top.client.get(f"{API}/sites/lower", headers=top.admin))["site"]
@@ -122,7 +151,7 @@ def test_a_server_deleted_in_the_lower_isthmus_is_drift_at_the_top(
     # a change and several sweeps later, the lower Isthmus still has no such server
     url = f"{C}/servers/{server_id}"
     ok(top.client.put(url, headers=top.demo, json={"server": {"name": "renamed"}}))
-    time.sleep(SWEEP * 4)
+    sweeps_pass(top, 4)
     assert top.service.engine.run_until_idle(30)
     assert conn.compute.find_server(f"isthmus-{server_id}") is None
     assert show(top, server_id)["status"] == "ERROR"
@@ -131,8 +160,10 @@ def test_a_server_deleted_in_the_lower_isthmus_is_drift_at_the_top(
     port = ok(top.client.get(f"{N}/ports?device_id={server_id}", headers=top.demo))["ports"][0]
     delete_server(top, conn, server_id)
     wait_for(
-        "the port to leave the lower Isthmus",
         lambda: conn.network.find_port(f"isthmus-{port['id']}") is None,
+        timeout=60,
+        interval=0.2,
+        what="the port to leave the lower Isthmus",
     )
 
 
@@ -151,13 +182,17 @@ def test_a_server_the_lower_site_puts_in_error_shows_the_sites_fault_at_the_top(
     finally:
         state.close()
     wait_for(
-        "the lower Isthmus to show ERROR",
         lambda: conn.compute.get_server(lower_id).status == "ERROR",
+        timeout=60,
+        interval=0.2,
+        what="the lower Isthmus to show ERROR",
     )
     assert conn.compute.get_server(lower_id).fault["message"] == "disk array lost in lower-az"
     shown = wait_for(
-        "the top to show ERROR",
         lambda: (s := show(top, server_id))["status"] == "ERROR" and s,
+        timeout=60,
+        interval=0.2,
+        what="the top to show ERROR",
     )
     assert shown["fault"]["message"] == "disk array lost in lower-az"
     delete_server(top, conn, server_id)
@@ -175,14 +210,16 @@ def test_foreign_objects_in_the_lower_isthmus_are_listed_and_left_alone(
             items = site["foreign"]["items"]
             return site if any(i["id"] == made.id for i in items) else None
 
-        site = wait_for("the top to list the foreign network", listed)
+        site = wait_for(
+            listed, timeout=60, interval=0.2, what="the top to list the foreign network"
+        )
         assert site["foreign"]["known"] and site["foreign"]["counts"]["network"] >= 1
         assert {"kind": "network", "id": made.id, "name": "operators-own"} in site["foreign"][
             "items"
         ]
         # the top's own objects there are not foreign
         server_id = boot(top, network(top, "10.63.0.0/24"))
-        time.sleep(SWEEP * 3)
+        sweeps_pass(top, 3)
         site = ok(top.client.get(f"{API}/sites/lower", headers=top.admin))["site"]
         names = {i["name"] for i in site["foreign"]["items"]}
         assert not any(name.startswith("isthmus-") for name in names)
@@ -224,8 +261,10 @@ def test_a_smaller_site_quota_puts_the_server_in_error_with_the_sites_message(
     try:
         accepted = ok(create_server(top, network(top, "10.65.0.0/24")), 202)["server"]
         shown = wait_for(
-            "the server to go ERROR",
             lambda: (s := show(top, accepted["id"]))["status"] == "ERROR" and s,
+            timeout=60,
+            interval=0.2,
+            what="the server to go ERROR",
         )
         assert "Quota exceeded for instances" in shown["fault"]["message"]
         assert "site lower" in shown["fault"]["message"]

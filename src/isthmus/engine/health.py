@@ -3,7 +3,9 @@ up/degraded/down, the last error, last seen time, capacity and usage. A site tha
 comes back gets its waiting work woken at once, so it converges by itself.
 
 The same loop sweeps every site that is not down each `sweep_interval` seconds
-(engine/drift.py: drift, status changes made in the site, foreign objects)."""
+(engine/drift.py: drift, status changes made in the site, foreign objects), as told
+by its `clock` (`time.monotonic`; a test passes its own to let sweep intervals pass
+without sleeping)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -75,11 +78,13 @@ class HealthMonitor:
         sites: SiteRegistry,
         interval: float = 2.0,
         sweep_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.sites = sites
         self.interval = interval
         self.sweep_interval = sweep_interval
+        self.clock = clock  # seconds, for sweep_interval only
         self._last_sweep: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,7 +103,7 @@ class HealthMonitor:
             names = list(session.scalars(select(Site.name).where(Site.health != "down")))
         results = []
         for name in names:
-            now = time.monotonic()
+            now = self.clock()
             if now - self._last_sweep.get(name, -math.inf) < self.sweep_interval:
                 continue
             self._last_sweep[name] = now
