@@ -14,6 +14,7 @@ from isthmus.service import Service
 from isthmus.store import repo, segments
 from isthmus.store.tables import Project, Resource, Work
 from tests.fixtures.isthmus_process import password_auth
+from tests.waiting import WaitTimeout, wait_for
 
 
 def make_service(
@@ -173,9 +174,9 @@ class Cloud:
 
 def serve_in_thread(cloud: Cloud, data_dir: Path) -> Any:
     """Serve `cloud` over real HTTP on a free loopback port; returns the uvicorn server."""
+    import contextlib
     import socket
     import threading
-    import time
 
     import uvicorn
 
@@ -189,9 +190,8 @@ def serve_in_thread(cloud: Cloud, data_dir: Path) -> Any:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
+    with contextlib.suppress(WaitTimeout):  # as before: after 10 s, go on either way
+        wait_for(lambda: server.started, timeout=10, interval=0.02, what="uvicorn to start")
     cloud.url = f"http://127.0.0.1:{port}"
     cloud.service.config.public_url = cloud.url
     cloud.clouds_yaml = write_clouds_yaml(

@@ -10,7 +10,6 @@ network must show that site degraded with the reason, not pretend.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tests.api.test_network import api, make_network
 from tests.fixtures.cascade import site_mode_isthmus, top_isthmus
 from tests.fixtures.isthmus_process import Running
 from tests.support import Cloud
+from tests.waiting import wait_for
 
 FABRIC = "/isthmus/v1/fabric"
 
@@ -121,13 +121,12 @@ def test_an_openstack_site_without_bgpvpn_shows_the_network_degraded_there(top: 
     net, _ = make_network(top, cidr="10.41.0.0/24", name="reaching")
     boot_ok(top, net["id"], "up-here", availability_zone="top-local")
     server = boot_ok(top, net["id"], "down-there", availability_zone="lower")
-    deadline = time.monotonic() + 60
-    links: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
+
+    def both_sites() -> dict[str, dict[str, Any]] | None:
         links = {s["site"]: s for s in entry(top, net["id"])["sites"]}
-        if "lower" in links and "top-local" in links:
-            break
-        time.sleep(0.2)
+        return links if "lower" in links and "top-local" in links else None
+
+    links = wait_for(both_sites, timeout=60, interval=0.2, what="the network in both sites")
     lower_link = links["lower"]
     assert (lower_link["interconnect"], lower_link["status"]) == ("none", "degraded")
     assert "site lower offers no bgpvpn extension" in lower_link["reason"]

@@ -12,9 +12,9 @@ Nothing here asserts a duration: the views are polled until they show it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from isthmus.cli.main import app as cli_app
 from isthmus.sites.local import LocalDriver
 from isthmus.sites.local.images import file_md5
 from tests.support import Cloud, add_network, make_service, project_id, serve_in_thread
+from tests.waiting import WaitTimeout, wait_for
 
 MIB = 1024 * 1024
 IMAGE_MIB = 40
@@ -132,11 +133,12 @@ def _watch_the_copy(cloud: Cloud, server_id: str, image_id: str) -> dict[str, in
     percents: list[int] = []
     runner = CliRunner()
     cli_env = {"OS_CLIENT_CONFIG_FILE": str(cloud.clouds_yaml), "COLUMNS": "250"}
-    deadline = time.monotonic() + 120  # a guard against a hang, not a speed assertion
-    while time.monotonic() < deadline and len(seen) < 5:
+
+    def look() -> bool:
+        """One look at every view; True once all five showed the copy or the build ended."""
         server = _server(cloud, server_id)
         if server["status"] != "BUILD":
-            break
+            return True
         match = REASON.match(server.get("isthmus:pending_reason") or "")
         if match:
             percents.append(int(match.group(1)))
@@ -178,9 +180,15 @@ def _watch_the_copy(cloud: Cloud, server_id: str, image_id: str) -> dict[str, in
                 metrics
             )
             seen.setdefault("metrics", int(float(done.group(1)) * 100 // (IMAGE_MIB * MIB)))
-        time.sleep(0.1)
+        return len(seen) == 5
+
+    # a guard against a hang, not a speed assertion; the caller's assertion names what was missed
+    with contextlib.suppress(WaitTimeout):
+        wait_for(look, timeout=120, what="every view to show the copy part way")
     assert percents == sorted(percents), f"progress went backwards: {percents}"
-    deadline = time.monotonic() + 120
-    while _server(cloud, server_id)["status"] == "BUILD" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(
+        lambda: _server(cloud, server_id)["status"] != "BUILD",
+        timeout=120,
+        what="the server to leave BUILD",
+    )
     return seen

@@ -4,12 +4,12 @@ stopped by its exact pid, also when a test fails."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from tests.fixtures.isthmus_process import (
     start_isthmus,
 )
 from tests.fixtures.openstack_cli import openstack_json, run_openstack
+from tests.waiting import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.cli
 
@@ -179,10 +180,15 @@ def test_worker_runs_beside_up_and_stops_on_sigterm(served: Running, tmp_path: P
             env=clean_env(),
         )
     try:
-        deadline = time.monotonic() + 30
-        while "running" not in log.read_text() and time.monotonic() < deadline:
+
+        def running() -> bool:
+            if "running" in log.read_text():
+                return True
             assert worker.poll() is None, log.read_text()
-            time.sleep(0.1)
+            return False
+
+        with contextlib.suppress(WaitTimeout):  # the assertion below says it
+            wait_for(running, timeout=30, what="the worker to say it is running")
         assert "running" in log.read_text()
         assert site_list(served)["site-a"]["health"] == "up"
     finally:
