@@ -14,27 +14,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 from isthmus.fabric.dataplane import NETNS_DIR
 from tests.fabric.test_dataplane import ROOT, Fabric
 from tests.support import Cloud
+from tests.waiting import wait_for
 
 C = "/compute/v2.1"
 N = "/network/v2.0"
-
-
-def until(check: Callable[[], bool], timeout: float, pause: float = 0.1) -> float | None:
-    """Seconds until `check()` held (polled), or None if it never did within `timeout`."""
-    started = time.monotonic()
-    while True:
-        if check():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            return None
-        time.sleep(pause)
 
 
 class FabricCloud:
@@ -120,7 +108,7 @@ class FabricCloud:
                 assert status in ("BUILD", "ACTIVE"), f"server {server} went {status}"
                 return bool(status == "ACTIVE" and (NETNS_DIR / self.namespace(server)).exists())
 
-            assert until(active, timeout, 0.2) is not None, f"server {server} not ACTIVE"
+            wait_for(active, timeout=timeout, interval=0.2, what=f"server {server} ACTIVE")
 
     def ip(self, headers: dict[str, str], server: str) -> str:
         ports = self.call("GET", f"{N}/ports?device_id={server}", headers)["ports"]

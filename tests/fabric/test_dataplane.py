@@ -27,6 +27,7 @@ from isthmus.store.placement import place, server_need
 from isthmus.store.tables import Resource
 from tests.fixtures.isthmus_process import ISTHMUS, clean_env
 from tests.support import Cloud, add_network, add_server, make_service, project_id, serve_in_thread
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING = capability.missing()
@@ -64,12 +65,14 @@ class Fabric:
         return nsexec(self.namespace(source), probe, timeout=10, cwd=ROOT).returncode == 0
 
     def wait_ping(self, source: str, target_ip: str, timeout: float = 15.0) -> float:
+        """Seconds until `source` reaches `target_ip` (fails the test if not within timeout)."""
         start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if self.ping(source, target_ip, wait=0.5):
-                return time.monotonic() - start
-            time.sleep(0.1)
-        raise AssertionError(f"{self.namespace(source)} cannot reach {target_ip}")
+        wait_for(
+            lambda: self.ping(source, target_ip, wait=0.5),
+            timeout=timeout,
+            what=f"{self.namespace(source)} to reach {target_ip}",
+        )
+        return time.monotonic() - start
 
 
 def _prefix_namespaces(prefix: str) -> list[str]:
@@ -127,7 +130,7 @@ def _server_in_group(service: Service, project: str, network_id: str, group: str
             site=site,
             security_groups=[group],
         )
-        from isthmus.engine.queue import enqueue
+        from isthmus.store.work import enqueue
 
         enqueue(session, server.id, "server", site)
         return server.id

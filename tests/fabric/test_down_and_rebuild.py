@@ -18,8 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from tests.fixtures.isthmus_process import (
     password_token,
     start_isthmus,
 )
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING = capability.missing()
@@ -53,13 +53,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.25)
 
 
 class Deployment:
@@ -135,7 +128,7 @@ class Deployment:
                 assert status in ("BUILD", "ACTIVE"), f"server {server} went {status}"
                 return status == "ACTIVE"
 
-            _until(f"server {server} ACTIVE", active)
+            wait_for(active, timeout=60.0, interval=0.25, what=f"server {server} ACTIVE")
 
     def ip(self, server: str) -> str:
         ports = self.call("demo", "GET", f"{N}/ports?device_id={server}")["ports"]
@@ -167,8 +160,6 @@ class Deployment:
         return pids
 
 
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     made = Deployment(tmp_path)
@@ -187,7 +178,9 @@ def test_down_tears_down_and_up_rebuilds(deployment: Deployment) -> None:
     a = deployment.boot("a", net, "site-a")
     b = deployment.boot("b", net, "site-b")
     deployment.wait_active(a, b)
-    _until("a pings b", lambda: deployment.ping(a, deployment.ip(b)))
+    wait_for(
+        lambda: deployment.ping(a, deployment.ip(b)), timeout=60.0, interval=0.25, what="a pings b"
+    )
     namespaces, pids = deployment.recorded()
     assert {deployment.namespace(a), deployment.namespace(b)} <= set(namespaces)
     assert all((NETNS_DIR / name).exists() for name in namespaces)
@@ -211,12 +204,24 @@ def test_down_tears_down_and_up_rebuilds(deployment: Deployment) -> None:
 
     # the store and the sites' state survived: the data plane comes back from them
     deployment.up()
-    _until(
-        "the servers' namespaces to come back",
+    wait_for(
         lambda: all((NETNS_DIR / deployment.namespace(s)).exists() for s in (a, b)),
+        timeout=60.0,
+        interval=0.25,
+        what="the servers' namespaces to come back",
     )
-    _until("a pings b again", lambda: deployment.ping(a, deployment.ip(b)))
-    _until("b pings a again", lambda: deployment.ping(b, deployment.ip(a)))
+    wait_for(
+        lambda: deployment.ping(a, deployment.ip(b)),
+        timeout=60.0,
+        interval=0.25,
+        what="a pings b again",
+    )
+    wait_for(
+        lambda: deployment.ping(b, deployment.ip(a)),
+        timeout=60.0,
+        interval=0.25,
+        what="b pings a again",
+    )
     sites = deployment.call("admin", "GET", "/isthmus/v1/sites")["sites"]
     health = {site["name"]: site["health"] for site in sites}
     assert health["site-a"] == health["site-b"] == "up", sites
@@ -239,7 +244,9 @@ def test_removing_a_data_plane_site_stops_its_gateway(deployment: Deployment) ->
     a = deployment.boot("a", net, "site-a")
     x = deployment.boot("x", net, "site-x")
     deployment.wait_active(a, x)
-    _until("x pings a", lambda: deployment.ping(x, deployment.ip(a)))
+    wait_for(
+        lambda: deployment.ping(x, deployment.ip(a)), timeout=60.0, interval=0.25, what="x pings a"
+    )
     gateway = FrrSite(
         deployment.fabric.site_namespace("site-x"), deployment.fabric.directory / "frr" / "site-x"
     )
@@ -256,14 +263,24 @@ def test_removing_a_data_plane_site_stops_its_gateway(deployment: Deployment) ->
         deployment.call("demo", "DELETE", f"{C}/servers/{server}", status=204)
     demo, admin = deployment.clients["demo"], deployment.clients["admin"]
     for server in (x, a):
-        _until(
-            f"server {server} gone",
+        wait_for(
             lambda s=server: demo.get(f"{C}/servers/{s}").status_code == 404,
+            timeout=60.0,
+            interval=0.25,
+            what=f"server {server} gone",
         )
-    _until(
-        "the network deleted", lambda: demo.delete(f"{N}/networks/{net}").status_code in (204, 404)
+    wait_for(
+        lambda: demo.delete(f"{N}/networks/{net}").status_code in (204, 404),
+        timeout=60.0,
+        interval=0.25,
+        what="the network deleted",
     )
-    _until("site-x removed", lambda: admin.delete("/isthmus/v1/sites/site-x").status_code == 204)
+    wait_for(
+        lambda: admin.delete("/isthmus/v1/sites/site-x").status_code == 204,
+        timeout=60.0,
+        interval=0.25,
+        what="site-x removed",
+    )
     assert not (NETNS_DIR / gateway.namespace).exists()
     assert [pid for pid in pids if _alive(pid)] == []
     assert "site-x" not in deployment.fabric.vteps()

@@ -29,6 +29,7 @@ from isthmus.store.tables import Site
 from tests.fabric import test_dataplane
 from tests.fabric.test_dataplane import MISSING, Fabric
 from tests.support import add_network, add_server, project_id
+from tests.waiting import wait_for
 
 fabric = test_dataplane.fabric  # the fixture: 3 data-plane sites, torn down by record
 pytestmark = [
@@ -110,13 +111,25 @@ def test_partition_of_one_site_and_recovery(fabric: Fabric) -> None:
     cut = time.monotonic()
     try:
         rounds = 0
-        while _bgp_state(fabric, "site-a", vtep_c) == "Established":
-            assert time.monotonic() - cut < 15, "site-a's session to site-c outlived hold time"
+
+        def dropped_after_a_round() -> bool:
+            """True once the session is down; until then one round of checks."""
+            nonlocal rounds
+            if _bgp_state(fabric, "site-a", vtep_c) != "Established":
+                return True
             fabric.wait_ping(a, ip[b], timeout=3)
             fabric.wait_ping(b, ip[a], timeout=3)
             assert not fabric.ping(a, ip[c], wait=0.3), "site-c answered while cut off"
             assert not fabric.ping(c, ip[b], wait=0.3), "site-c reached site-b while cut off"
             rounds += 1
+            return False
+
+        wait_for(
+            dropped_after_a_round,
+            timeout=15,
+            interval=0,
+            what="site-a's session to site-c to drop (it must not outlive hold time)",
+        )
         dropped = time.monotonic() - cut
         fabric.wait_ping(a, ip[b], timeout=3)  # and still after the session to c dropped
         fabric.wait_ping(b, ip[a], timeout=3)
@@ -148,10 +161,20 @@ def test_network_grows_to_a_fourth_site(fabric: Fabric) -> None:
     asked = time.monotonic()
     d = add_server(service, demo, net, "d", az="site-d")
     service.wake()
-    while fabric.resource(d).status != "ACTIVE":
-        assert fabric.resource(d).status == "BUILD", fabric.resource(d).status
-        assert time.monotonic() - asked < 30, "server in site-d not ACTIVE"
-        time.sleep(0.01)
+
+    def active() -> bool:
+        status = fabric.resource(d).status
+        if status == "ACTIVE":
+            return True
+        assert status == "BUILD", status
+        return False
+
+    wait_for(
+        active,
+        timeout=30 - (time.monotonic() - asked),
+        interval=0.01,
+        what="server in site-d ACTIVE",
+    )
     active = time.monotonic()
     assert fabric.resource(d).site == "site-d"
     first = fabric.wait_ping(d, fabric.ip_of(others[0]), timeout=RECOVERY)

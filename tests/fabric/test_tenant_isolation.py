@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from tests.fabric import test_dataplane
-from tests.fabric.api_support import FabricCloud, until
+from tests.fabric.api_support import FabricCloud
 from tests.fabric.test_dataplane import MISSING, Fabric
+from tests.waiting import wait_for
 
 fabric = test_dataplane.fabric  # the fixture: 3 data-plane sites, torn down by record
 pytestmark = [
@@ -142,8 +143,11 @@ def test_two_tenants_same_cidr_no_packet_crosses(api: FabricCloud) -> None:
     # each tenant reaches itself across sites (the fabric works for both)
     for tenant in (blue, red):
         a, b = tenant.servers
-        took = until(lambda a=a, ip=tenant.ips[1]: api.ping(a, ip, 0.5), 20)
-        assert took is not None, f"{tenant.name}: site-a cannot reach site-b"
+        wait_for(
+            lambda a=a, ip=tenant.ips[1]: api.ping(a, ip, 0.5),
+            timeout=20,
+            what=f"{tenant.name}: site-a to reach site-b",
+        )
         assert api.ping(b, tenant.ips[0]) and api.tcp(a, tenant.ips[1], PORT)
         assert api.tcp(b, tenant.ips[0], PORT)
 
