@@ -7,7 +7,6 @@ Things happen "behind Isthmus' back" through the embedded site's own state
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ from sqlalchemy import select
 
 from isthmus.cli.sites import foreign_table, foreign_text, site_detail
 from isthmus.engine.drift import sweep_site
-from isthmus.engine.queue import enqueue
 from isthmus.sites.local import LocalDriver
 from isthmus.store.tables import Binding, Resource
+from isthmus.store.work import enqueue
 from tests.support import Cloud, add_network, make_service, project_id
+from tests.waiting import wait_for
 
 C, V3, API = "/compute/v2.1", "/volume/v3", "/isthmus/v1"
 
@@ -233,10 +233,11 @@ def test_the_health_loop_sweeps_at_its_interval(cloud: Cloud) -> None:
     server_id = boot(cloud, "site-c")
     cloud.service.health.sweep_interval = 0.2
     delete_behind_the_back(cloud, "site-c", "server", server_id)
-    deadline = time.monotonic() + 20
-    while server(cloud, server_id)["status"] != "ERROR":
-        assert time.monotonic() < deadline, "the health loop did not find the drift"
-        time.sleep(0.1)
+    wait_for(
+        lambda: server(cloud, server_id)["status"] == "ERROR",
+        timeout=20,
+        what="the health loop to find the drift",
+    )
     assert "outside Isthmus" in server(cloud, server_id)["fault"]["message"]
 
 

@@ -13,8 +13,8 @@ again on the same data dir. Afterwards:
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +25,7 @@ import yaml
 
 from tests.fixtures.isthmus_process import Running, password_token, start_isthmus
 from tests.scenarios.test_crash_recovery import SITES, assert_sites_hold_exactly
+from tests.waiting import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -137,16 +138,17 @@ def test_sigkill_during_300_concurrent_creates_loses_and_invents_nothing(tmp_pat
             timeout=60,
         )
         servers: list[dict] = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+
+        def all_active() -> bool:
             response = client.get(
                 f"{restarted.url}/compute/v2.1/servers/detail", params={"limit": 1000}
             )
             assert response.status_code == 200, response.text
-            servers = response.json()["servers"]
-            if servers and all(s["status"] == "ACTIVE" for s in servers):
-                break
-            time.sleep(1)
+            servers[:] = response.json()["servers"]
+            return bool(servers) and all(s["status"] == "ACTIVE" for s in servers)
+
+        with contextlib.suppress(WaitTimeout):  # the assertions below say what is wrong
+            wait_for(all_active, timeout=180, interval=1, what="every server ACTIVE")
         client.close()
 
         names = Counter(s["name"] for s in servers)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ from tests.fixtures.isthmus_process import (
     start_isthmus,
 )
 from tests.support import add_network, add_server, make_service, project_id
+from tests.waiting import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -96,17 +98,18 @@ def test_sigkill_mid_provisioning_then_restart_converges(tmp_path: Path) -> None
             assert response.status_code == 202, response.text
             accepted.append(response.json()["server"]["id"])
         # kill while provisioning is under way: some servers made in sites, not all ACTIVE
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def five_made() -> bool:
             made = sum(
                 1
                 for counts in _site_objects(data_dir).values()
                 for kind, _ in counts
                 if kind == "server"
             )
-            if made >= 5:
-                break
-            time.sleep(0.05)
+            return made >= 5
+
+        with contextlib.suppress(WaitTimeout):  # kill then anyway; the assertions below check
+            wait_for(five_made, timeout=30, interval=0.05, what="five servers made in sites")
         active_before = Counter(s["status"] for s in _servers(client, running.url))["ACTIVE"]
         running.kill()
         made_before = sum(
@@ -120,13 +123,14 @@ def test_sigkill_mid_provisioning_then_restart_converges(tmp_path: Path) -> None
 
         restarted = start_isthmus(data_dir, None, "--config", str(config))
         client.headers["X-Auth-Token"] = password_token(restarted.url, "demo", password)
-        deadline = time.monotonic() + 90
         servers: list[dict] = []
-        while time.monotonic() < deadline:
-            servers = _servers(client, restarted.url)
-            if len(servers) == 50 and all(s["status"] == "ACTIVE" for s in servers):
-                break
-            time.sleep(0.5)
+
+        def all_active() -> bool:
+            servers[:] = _servers(client, restarted.url)
+            return len(servers) == 50 and all(s["status"] == "ACTIVE" for s in servers)
+
+        with contextlib.suppress(WaitTimeout):  # the assertions below say what is wrong
+            wait_for(all_active, timeout=90, interval=0.5, what="50 servers ACTIVE")
         assert sorted(s["id"] for s in servers) == sorted(accepted)
         assert {s["status"] for s in servers} == {"ACTIVE"}
         for server in servers:
@@ -206,15 +210,18 @@ def test_several_worker_processes_on_postgresql_never_double_apply(
                     env=clean_env(),
                 )
             )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        statuses: Counter[str] = Counter()
+
+        def all_active() -> bool:
+            nonlocal statuses
             with service.db.read() as session:
                 statuses = Counter(
                     session.scalars(select(Resource.status).where(Resource.kind == "server"))
                 )
-            if statuses["ACTIVE"] == len(servers):
-                break
-            time.sleep(0.3)
+            return statuses["ACTIVE"] == len(servers)
+
+        with contextlib.suppress(WaitTimeout):  # the assertion below says what is wrong
+            wait_for(all_active, timeout=90, interval=0.3, what="every server ACTIVE")
         assert statuses["ACTIVE"] == len(servers), statuses
         for site, counts in _site_objects(data_dir).items():
             twins = {key: n for key, n in counts.items() if n > 1}
