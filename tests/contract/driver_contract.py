@@ -8,7 +8,6 @@ fixture (a fresh, empty, reachable site) and `make_image_file` support through
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from isthmus.model.specs import (
 )
 from isthmus.sites import progress
 from isthmus.sites.base import SiteDriver
+from tests.waiting import wait_for
 
 
 def _id() -> str:
@@ -38,15 +38,15 @@ def _id() -> str:
 def wait_status(
     driver: SiteDriver, kind: str, isthmus_id: str, wanted: str, timeout: float = 60.0
 ) -> str:
-    deadline = time.time() + timeout
-    status = ""
-    while time.time() < deadline:
+
+    def reached() -> str:
         observed = driver.observe(kind, isthmus_id)
         status = observed.status if observed else "missing"
-        if status == wanted:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{kind} {isthmus_id} stayed {status}, wanted {wanted}")
+        assert status == wanted, f"{kind} {isthmus_id} stayed {status}, wanted {wanted}"
+        return status
+
+    what = f"{kind} {isthmus_id} to be {wanted}"
+    return wait_for(reached, timeout=timeout, interval=0.2, what=what, ignoring=(AssertionError,))
 
 
 class Topology:
