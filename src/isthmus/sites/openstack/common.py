@@ -16,6 +16,10 @@ touched.
 An object that is already on its way out (server task `deleting`, volume
 `deleting`, image `deleted`, ...) counts as gone: observe returns None for it and
 ensure creates a fresh one.
+
+Each kind is made with the site's `SiteContext` (context.py: config, connections,
+errors, the other kinds), never with the driver, so this package has no import
+circle.
 """
 
 from __future__ import annotations
@@ -30,11 +34,10 @@ from openstack import exceptions as sdk
 from isthmus.errors import TemporaryError
 from isthmus.model.specs import Spec
 from isthmus.sites.base import ForeignObject, Observed
+from isthmus.sites.openstack.context import SiteContext
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
-
-    from isthmus.sites.openstack.driver import OpenStackDriver
 
 PREFIX = "isthmus-"
 MARKER = "isthmus_id"  # metadata / property key, and Neutron tag `isthmus_id=<id>`
@@ -92,7 +95,7 @@ class Kind(Generic[SpecT]):
 
     kind = ""
 
-    def __init__(self, site: OpenStackDriver) -> None:
+    def __init__(self, site: SiteContext) -> None:
         self.site = site
 
     # -- to provide ---------------------------------------------------------------

@@ -25,18 +25,15 @@ Site config keys (validated by the admin API, api/admin/sites.py):
   floating IP at the address Isthmus chose.
 
 How objects carry their Isthmus id: sites/openstack/common.py. Errors: errors.py.
+What the kinds share (config, connections, the admin connection, the other
+kinds): context.py's `SiteContext`, which the driver makes and hands to each.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
-from openstack.config import OpenStackConfig
 from openstack.connection import Connection
 
 from isthmus.errors import PermanentError, SiteError, SiteUnavailable
@@ -44,7 +41,7 @@ from isthmus.model.specs import NetworkSpec, Spec
 from isthmus.sites.base import ForeignObject, Observed, SiteReport
 from isthmus.sites.openstack.common import Kind
 from isthmus.sites.openstack.compute import Servers
-from isthmus.sites.openstack.errors import site_errors
+from isthmus.sites.openstack.context import SiteContext
 from isthmus.sites.openstack.interconnect import BgpVpnInterconnect
 from isthmus.sites.openstack.l3 import FloatingIps, Routers
 from isthmus.sites.openstack.network import Networks, Ports, SecurityGroups, Subnets
@@ -58,89 +55,45 @@ class OpenStackDriver:
     """The OpenStack site `name`, reached with the clouds.yaml entry its config names."""
 
     def __init__(self, name: str, config: dict[str, Any] | None = None) -> None:
-        config = dict(config or {})
         self.name = name
-        self.cloud = str(config.get("cloud") or "")
-        self.clouds_yaml = config.get("clouds_yaml") or None
-        self.region_name = config.get("region_name") or None
-        self.availability_zone: str | None = config.get("availability_zone") or None
-        self.flavor_map: dict[str, str] = {
-            str(k): str(v) for k, v in (config.get("flavor_map") or {}).items()
-        }
-        self.default_image: str | None = config.get("default_image") or None
-        self.settle_seconds = float(config.get("settle_seconds", 30.0))
-        self.timeout = float(config.get("timeout", 30.0))
-        self.capacity_config: dict[str, int] = {
-            key: int(config[key]) for key in ("vcpus", "ram_mb", "disk_gb") if key in config
-        }
-        self.external_network: str | None = config.get("external_network") or None
-        self.interconnect = BgpVpnInterconnect(self, config)
-        self._local = threading.local()
-        self._connections: list[Connection] = []
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Any]] = {}
+        # what the kinds share (config, connections, errors): one object they are made
+        # with, so they never need the driver (context.py)
+        self.site = SiteContext(name, config)
+        self.interconnect = BgpVpnInterconnect(self.site)
         self.kinds: dict[str, Kind[Any]] = {
             kind.kind: kind
             for kind in (
-                Networks(self),
-                Subnets(self),
-                SecurityGroups(self),
-                Ports(self),
-                Images(self),
-                Servers(self),
-                Volumes(self),
-                Snapshots(self),
-                Routers(self),
-                FloatingIps(self),
+                Networks(self.site),
+                Subnets(self.site),
+                SecurityGroups(self.site),
+                Ports(self.site),
+                Images(self.site),
+                Servers(self.site),
+                Volumes(self.site),
+                Snapshots(self.site),
+                Routers(self.site),
+                FloatingIps(self.site),
             )
         }
+        self.site.kinds.update(self.kinds)
 
-    # -- plumbing shared by the kinds ------------------------------------------------------
+    # -- the site's config and connection, as the site context holds them -----------------
 
-    def errors(self, action: str, *, create: bool = False) -> AbstractContextManager[None]:
-        """Map SDK errors raised inside to SiteError (see errors.py)."""
-        return site_errors(self.name, action, create=create)
+    @property
+    def cloud(self) -> str:
+        return self.site.cloud
+
+    @property
+    def clouds_yaml(self) -> str | None:
+        return self.site.clouds_yaml
+
+    @property
+    def default_image(self) -> str | None:
+        return self.site.default_image
 
     def connection(self) -> Connection:
-        """This thread's connection to the site (built, not yet authenticated, on first use)."""
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        if not self.cloud:
-            raise SiteUnavailable(f"site {self.name}: its config names no `cloud` (clouds.yaml)")
-        with self.errors("read the cloud configuration"):
-            files = [self.clouds_yaml] if self.clouds_yaml else None
-            config = OpenStackConfig(config_files=files, load_envvars=False)
-            region = config.get_one(
-                cloud=self.cloud, region_name=self.region_name, api_timeout=self.timeout
-            )
-            conn = Connection(config=region)
-        self._local.conn = conn
-        with self._lock:
-            self._connections.append(conn)
-        return conn
-
-    def cached(self, key: str, load: Callable[[], Any], seconds: float = 60.0) -> Any:
-        """`load()`, remembered for `seconds` (flavors, images by name, extensions)."""
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < seconds:
-            return hit[1]
-        value = load()
-        self._cache[key] = (now, value)
-        return value
-
-    def settle(
-        self, obj: Any, fetch: Callable[[Any], Any], transient: Callable[[Any], bool]
-    ) -> Any:
-        """Poll `fetch(obj)` while `transient(obj)`, for at most `settle_seconds`."""
-        deadline = time.monotonic() + self.settle_seconds
-        delay = 0.1
-        while obj is not None and transient(obj) and time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-            obj = fetch(obj)
-        return obj
+        """This thread's connection to the site (see context.py)."""
+        return self.site.connection()
 
     def kind(self, kind: str) -> Kind:
         handler = self.kinds.get(kind)
@@ -155,7 +108,7 @@ class OpenStackDriver:
         unavailable (SiteUnavailable); image or block storage failing: `degraded`, with
         the site's words in the message. Capacity: the project's limits there."""
         conn = self.connection()
-        with self.errors("authenticate"):
+        with self.site.errors("authenticate"):
             conn.authorize()
         problems: list[str] = []
         capacity: dict[str, int] = {}
@@ -163,7 +116,7 @@ class OpenStackDriver:
 
         def probe(service: str, call: Callable[[], object]) -> None:
             try:
-                with self.errors(f"reach its {service} service"):
+                with self.site.errors(f"reach its {service} service"):
                     call()
             except SiteError as exc:
                 problems.append(str(exc))
@@ -199,7 +152,7 @@ class OpenStackDriver:
 
     def _limit(self, value: Any, key: str) -> int:
         limit = int(value if value is not None else -1)
-        configured = self.capacity_config.get(key)
+        configured = self.site.capacity_config.get(key)
         if limit < 0:
             return configured if configured is not None else UNLIMITED
         return min(limit, configured) if configured is not None else limit
@@ -233,10 +186,4 @@ class OpenStackDriver:
         there, as the contract requires. The connections go with `close()`."""
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._local = threading.local()
-        self.interconnect.close()
+        self.site.close()

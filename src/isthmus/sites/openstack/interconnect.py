@@ -12,8 +12,9 @@ Rights: Neutron's default policy lets only admins create or delete a BGPVPN (or
 change its route targets); a project may associate its networks with a BGPVPN it
 owns. So the BGPVPN is made with the clouds.yaml entry the site config names in
 `admin_cloud` (same clouds.yaml; an admin of the site), for the driver's project,
-and the association with the driver's own credentials. Without `admin_cloud`
-the driver's own credentials are tried (enough where the site's policy allows).
+and the association with the driver's own credentials (both connections are the
+site context's, context.py). Without `admin_cloud` the driver's own credentials
+are tried (enough where the site's policy allows).
 
 No pretending: when the site offers no `bgpvpn` extension, or refuses to make the
 BGPVPN, the network is still made there (it works inside the site) and the
@@ -23,22 +24,15 @@ the engine keeps that per site and the admin API shows it.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from typing import TYPE_CHECKING, Any, cast
-
-from openstack.config import OpenStackConfig
-from openstack.connection import Connection
+from typing import Any, cast
 
 from isthmus.errors import PermanentError
 from isthmus.fabric import interconnect
 from isthmus.model.specs import NetworkSpec
 from isthmus.sites.base import Observed
 from isthmus.sites.openstack.common import field, site_name
-
-if TYPE_CHECKING:
-    from isthmus.sites.openstack.driver import OpenStackDriver
-    from isthmus.sites.openstack.network import NeutronKind
+from isthmus.sites.openstack.context import SiteContext
+from isthmus.sites.openstack.network import NeutronKind
 
 EXTENSION = "bgpvpn"
 VPN_TYPE = "l2"
@@ -47,48 +41,15 @@ VPN_TYPE = "l2"
 class BgpVpnInterconnect:
     """The BGPVPNs of one OpenStack site (see the module docstring)."""
 
-    def __init__(self, site: OpenStackDriver, config: dict[str, Any]) -> None:
+    def __init__(self, site: SiteContext) -> None:
         self.site = site
-        self.admin_cloud: str | None = config.get("admin_cloud") or None
-        self._local = threading.local()
-        self._connections: list[Connection] = []
-        self._lock = threading.Lock()
 
-    # -- connections and capabilities -------------------------------------------------------
+    # -- capabilities ----------------------------------------------------------------------
 
     def offered(self) -> bool:
         """The site's Neutron has the `bgpvpn` extension (its extension list is cached)."""
-        network = cast("NeutronKind[NetworkSpec]", self.site.kinds["network"])
+        network = cast(NeutronKind[NetworkSpec], self.site.kinds["network"])
         return EXTENSION in network.extensions()
-
-    def admin(self) -> Connection:
-        """The connection for what Neutron reserves to admins: BGPVPNs, a floating IP at
-        a chosen address (`admin_cloud`, else the driver's own)."""
-        if self.admin_cloud is None:
-            return self.site.connection()
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with self.site.errors(f"read the cloud configuration of {self.admin_cloud!r}"):
-                files = [self.site.clouds_yaml] if self.site.clouds_yaml else None
-                config = OpenStackConfig(config_files=files, load_envvars=False)
-                region = config.get_one(
-                    cloud=self.admin_cloud,
-                    region_name=self.site.region_name,
-                    api_timeout=self.site.timeout,
-                )
-                conn = Connection(config=region)
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._local = threading.local()
 
     # -- the contract's network hooks ------------------------------------------------------
 
@@ -124,7 +85,7 @@ class BgpVpnInterconnect:
         try:
             vpn = self._ensure_vpn(spec)
         except PermanentError as exc:
-            hint = "" if self.admin_cloud else " (give the site an `admin_cloud` allowed to)"
+            hint = "" if self.site.admin_cloud else " (give the site an `admin_cloud` allowed to)"
             return interconnect.report(
                 "bgpvpn",
                 f"site {self.site.name} did not make the network's BGPVPN{hint}: {exc}; the"
@@ -136,7 +97,7 @@ class BgpVpnInterconnect:
     def _ensure_vpn(self, spec: NetworkSpec) -> Any:
         wanted = sorted(spec.route_targets)
         found = self.find(spec.isthmus_id)
-        admin = self.admin()
+        admin = self.site.admin()
         for extra in found[1:]:  # a twin from a crash between create and record
             with self.site.errors("delete (bgpvpn)"):
                 admin.network.delete_bgpvpn(extra, ignore_missing=True)
@@ -182,7 +143,7 @@ class BgpVpnInterconnect:
         the network can go."""
         if not self.offered():
             return
-        admin = self.admin()
+        admin = self.site.admin()
         for vpn in self.find(network_id):
             try:
                 with self.site.errors("delete (bgpvpn)"):

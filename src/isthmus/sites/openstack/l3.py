@@ -305,7 +305,7 @@ class FloatingIps(NeutronKind[FloatingIpSpec]):
         except ValueError:
             return False
         # an external network's subnets are not always visible to its users
-        admin = self.site.interconnect.admin()
+        admin = self.site.admin()
         with self.errors("list the external subnets"):
             cidrs = [s.cidr for s in admin.network.subnets(network_id=external.id)]
         return any(ip in ipaddress.ip_network(cidr) for cidr in cidrs)
@@ -351,7 +351,7 @@ class FloatingIps(NeutronKind[FloatingIpSpec]):
             **association,
         }
         if self._exact_address_possible(external, spec.floating_ip_address):
-            admin = self.site.interconnect.admin()
+            admin = self.site.admin()
             exact = {
                 **body,
                 "floating_ip_address": spec.floating_ip_address,
