@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from tests.fixtures.isthmus_process import Running, clean_env, start_isthmus
+from tests.waiting import WaitTimeout, wait_for
 
 pytestmark = [pytest.mark.tempest, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -437,18 +438,27 @@ def _warm_image_copies(running: Running) -> None:
             assert answer.status_code == 202, answer.text
             servers.append(answer.json()["server"]["id"])
         deadline = time.monotonic() + 120  # a guard against a hang, not a speed assertion
-        while servers and time.monotonic() < deadline:
+
+        def all_active() -> bool:
             states = [client.get(f"/compute/v2.1/servers/{s}").json()["server"] for s in servers]
             if all(s["status"] == "ACTIVE" for s in states):
-                break
+                return True
             assert not [s for s in states if s["status"] == "ERROR"], states
-            time.sleep(0.2)
+            return False
+
+        with contextlib.suppress(WaitTimeout):
+            wait_for(all_active, timeout=120, interval=0.2, what="the warm-up servers ACTIVE")
         for server in servers:
             assert client.delete(f"/compute/v2.1/servers/{server}").status_code == 204
-        while servers and time.monotonic() < deadline:
-            if all(client.get(f"/compute/v2.1/servers/{s}").status_code == 404 for s in servers):
-                break
-            time.sleep(0.2)
+        with contextlib.suppress(WaitTimeout):
+            wait_for(
+                lambda: all(
+                    client.get(f"/compute/v2.1/servers/{s}").status_code == 404 for s in servers
+                ),
+                timeout=max(0.0, deadline - time.monotonic()),
+                interval=0.2,
+                what="the warm-up servers gone",
+            )
 
 
 @pytest.fixture(scope="module")
