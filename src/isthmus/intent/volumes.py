@@ -5,13 +5,16 @@ A volume goes to one site (its availability zone): the site of the snapshot it i
 made from, else the one store/placement.volume_site chooses (the volume rule sits
 next to the server rule in model/placement.py; volumes claim no capacity). Each
 create checks quotas (413), adds the intent as "creating" and enqueues its work in
-the caller's transaction; the engine makes it in the site.
+the caller's transaction; the engine makes it in the site. Extend checks the
+volume's state and the gigabytes quota; deletes check what depends on the volume or
+snapshot (Cinder's 400s) and tombstone it (`repo.mark_deleting`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import BadRequest
@@ -20,6 +23,9 @@ from isthmus.store import quotas, repo
 from isthmus.store.placement import volume_site
 from isthmus.store.tables import Resource
 from isthmus.store.work import enqueue
+
+# statuses a volume may be deleted in without force (Cinder's)
+DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
 
 
 def source_snapshot(
@@ -128,3 +134,71 @@ def create_snapshot(
     if volume.site:
         enqueue(session, snapshot.id, "snapshot", volume.site)
     return snapshot
+
+
+def extend_volume(session: Session, caller: Caller, volume: Resource, new_size: int) -> None:
+    """Grow `volume` to `new_size` GB: 400 unless it is available and grows, 413
+    above the gigabytes quota; the engine extends it in its site."""
+    current = int(volume.spec.get("size", 0))
+    if volume.status != "available":
+        raise BadRequest(
+            f"Invalid volume: Volume status must be 'available' to extend, currently"
+            f" {volume.status}."
+        )
+    if new_size <= current:
+        raise BadRequest(
+            "Invalid input received: New size for extend must be greater than current size."
+            f" (current: {current}, extended: {new_size})."
+        )
+    quotas.check(session, volume.project_id or caller.project_id, {"gigabytes": new_size - current})
+    repo.change(session, volume, status="extending", spec={"size": new_size})
+
+
+def delete_volume(session: Session, volume: Resource, force: bool, cascade: bool) -> None:
+    """Validate, then tombstone `volume` (and with `cascade` its snapshots)."""
+    if volume.device_id or (not force and volume.status not in DELETABLE):
+        raise BadRequest(
+            "Invalid volume: Volume status must be available or error or error_restoring or"
+            " error_extending or error_managing and must not be migrating, attached, belong to"
+            f" a group, have snapshots or be disassociated from snapshots after volume transfer"
+            f" (status {volume.status}{', attached' if volume.device_id else ''})."
+        )
+    snapshots = list(
+        session.scalars(
+            select(Resource).where(Resource.kind == "snapshot", Resource.parent_id == volume.id)
+        )
+    )
+    if snapshots and not cascade:
+        raise BadRequest(f"Invalid volume: Volume still has {len(snapshots)} dependent snapshots.")
+    for snapshot in snapshots:
+        if not snapshot.deleting and snapshot.status not in ("available", "error"):
+            raise BadRequest(
+                f"Invalid volume: Snapshot {snapshot.id} of the volume is {snapshot.status};"
+                " it must be available or error to be deleted with the volume."
+            )
+    for snapshot in snapshots:
+        if not snapshot.deleting:
+            repo.mark_deleting(session, snapshot)
+    repo.mark_deleting(session, volume)
+
+
+def delete_snapshot(session: Session, snapshot: Resource, force: bool) -> None:
+    """Validate, then tombstone `snapshot` (400 while volumes made from it live)."""
+    if not force and snapshot.status not in ("available", "error"):
+        raise BadRequest(
+            "Invalid snapshot: Snapshot status must be available or error and must not be part"
+            f" of a group (status {snapshot.status})."
+        )
+    dependent = session.scalar(
+        select(Resource.id).where(
+            Resource.kind == "volume",
+            Resource.deleting.is_(False),
+            Resource.spec["snapshot_id"].as_string() == snapshot.id,
+        )
+    )
+    if dependent:
+        raise BadRequest(
+            f"Invalid snapshot: Snapshot {snapshot.id} has dependent volumes (e.g. {dependent});"
+            " delete them first."
+        )
+    repo.mark_deleting(session, snapshot)

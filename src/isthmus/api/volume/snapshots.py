@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
@@ -162,27 +161,6 @@ def update_snapshot(
     return {"snapshot": answer}
 
 
-def _delete(session: Session, snapshot: Resource, force: bool) -> None:
-    if not force and snapshot.status not in ("available", "error"):
-        raise BadRequest(
-            "Invalid snapshot: Snapshot status must be available or error and must not be part"
-            f" of a group (status {snapshot.status})."
-        )
-    dependent = session.scalar(
-        select(Resource.id).where(
-            Resource.kind == "volume",
-            Resource.deleting.is_(False),
-            Resource.spec["snapshot_id"].as_string() == snapshot.id,
-        )
-    )
-    if dependent:
-        raise BadRequest(
-            f"Invalid snapshot: Snapshot {snapshot.id} has dependent volumes (e.g. {dependent});"
-            " delete them first."
-        )
-    repo.mark_deleting(session, snapshot)
-
-
 @v3.delete("/snapshots/{snapshot_id}", status_code=202, response_class=Response)
 def delete_snapshot(
     request: Request, snapshot_id: str, ctx: RequestContext = Depends(get_context)
@@ -190,7 +168,7 @@ def delete_snapshot(
     ctx.require_member("volume:delete_snapshot")
     service = service_of(request)
     with service.db.session() as session:
-        _delete(session, _get(session, ctx, snapshot_id), force=False)
+        intent_volumes.delete_snapshot(session, _get(session, ctx, snapshot_id), force=False)
     service.wake()
     return Response(status_code=202)
 
@@ -217,7 +195,7 @@ def snapshot_action(
     with service.db.session() as session:
         snapshot = _get(session, ctx, snapshot_id)
         if action == "os-force_delete":
-            _delete(session, snapshot, force=True)
+            intent_volumes.delete_snapshot(session, snapshot, force=True)
         else:
             snapshot.status = str(status)  # one of STATUSES, checked above
             snapshot.updated_at = repo.utcnow()

@@ -56,10 +56,9 @@ from isthmus.api.volume.common import (
 )
 from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import volumes as intent_volumes
-from isthmus.store import quotas, repo
+from isthmus.store import repo
 from isthmus.store.tables import Resource
 
-DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
 RESETTABLE = (
     "creating",
     "available",
@@ -318,34 +317,6 @@ def update_volume(
     return {"volume": answer}
 
 
-def _delete(session: Session, volume: Resource, force: bool, cascade: bool) -> None:
-    """Validate, then tombstone `volume` (and with `cascade` its snapshots)."""
-    if volume.device_id or (not force and volume.status not in DELETABLE):
-        raise BadRequest(
-            "Invalid volume: Volume status must be available or error or error_restoring or"
-            " error_extending or error_managing and must not be migrating, attached, belong to"
-            f" a group, have snapshots or be disassociated from snapshots after volume transfer"
-            f" (status {volume.status}{', attached' if volume.device_id else ''})."
-        )
-    snapshots = list(
-        session.scalars(
-            select(Resource).where(Resource.kind == "snapshot", Resource.parent_id == volume.id)
-        )
-    )
-    if snapshots and not cascade:
-        raise BadRequest(f"Invalid volume: Volume still has {len(snapshots)} dependent snapshots.")
-    for snapshot in snapshots:
-        if not snapshot.deleting and snapshot.status not in ("available", "error"):
-            raise BadRequest(
-                f"Invalid volume: Snapshot {snapshot.id} of the volume is {snapshot.status};"
-                " it must be available or error to be deleted with the volume."
-            )
-    for snapshot in snapshots:
-        if not snapshot.deleting:
-            repo.mark_deleting(session, snapshot)
-    repo.mark_deleting(session, volume)
-
-
 @v3.delete("/volumes/{volume_id}", status_code=202, response_class=Response)
 def delete_volume(
     request: Request, volume_id: str, ctx: RequestContext = Depends(get_context)
@@ -358,7 +329,7 @@ def delete_volume(
         ctx.require_admin("volume:force_delete")
     service = service_of(request)
     with service.db.session() as session:
-        _delete(session, _get(session, ctx, volume_id), force, cascade)
+        intent_volumes.delete_volume(session, _get(session, ctx, volume_id), force, cascade)
     service.wake()
     return Response(status_code=202)
 
@@ -396,19 +367,7 @@ def _extend(session: Session, ctx: RequestContext, volume: Resource, args: Any) 
     if not isinstance(args, dict) or "new_size" not in args:
         raise BadRequest("Invalid input received: os-extend needs new_size.")
     new_size = positive_int(args["new_size"], "new_size")
-    current = int(volume.spec.get("size", 0))
-    if volume.status != "available":
-        raise BadRequest(
-            f"Invalid volume: Volume status must be 'available' to extend, currently"
-            f" {volume.status}."
-        )
-    if new_size <= current:
-        raise BadRequest(
-            "Invalid input received: New size for extend must be greater than current size."
-            f" (current: {current}, extended: {new_size})."
-        )
-    quotas.check(session, volume.project_id or ctx.project_id, {"gigabytes": new_size - current})
-    repo.change(session, volume, status="extending", spec={"size": new_size})
+    intent_volumes.extend_volume(session, ctx, volume, new_size)
 
 
 def _reset_status(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
@@ -422,7 +381,7 @@ def _reset_status(session: Session, ctx: RequestContext, volume: Resource, args:
 
 def _force_delete(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
     ctx.require_admin("volume_extension:volume_admin_actions:force_delete")
-    _delete(session, volume, force=True, cascade=False)
+    intent_volumes.delete_volume(session, volume, force=True, cascade=False)
 
 
 def _set_bootable(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
