@@ -51,7 +51,9 @@ def check_site(db: Database, sites: SiteRegistry, name: str) -> str:
             None,
         )
     with db.session() as session:
-        site = session.get(Site, name)
+        # locked: a site removed (forced) while it was being checked is either gone here
+        # or waits for this write, never deleted under it (PostgreSQL: StaleDataError)
+        site = session.get(Site, name, with_for_update=True)
         if site is None:
             return "removed"
         came_back = site.health == "down" and health != "down"
