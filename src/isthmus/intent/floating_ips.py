@@ -1,4 +1,4 @@
-"""Floating IP create below the API (api/network/floating_ips.py parses the body,
+"""Floating IP writes below the API (api/network/floating_ips.py parses the body,
 checks the association Neutron's way and renders the answer).
 
 `check_quota` (413) comes first (the API then reads the rest of the body, as it
@@ -7,8 +7,11 @@ external network (owned by no project; its address from the global IPAM through
 store/ports.create_port); `associate` records the association and enqueues the
 floating IP in the site of the port it points at (the site of that port's
 server), where the site's copy of the router does the NAT (engine/l3.py). A port
-in no site leaves it DOWN and enqueued nowhere. Updates go through `repo.change`,
-which enqueues the sites they name.
+in no site leaves it DOWN and enqueued nowhere.
+
+`update_floating_ip` applies a checked change (enqueued in the site of the port
+it points at afterwards, and wherever it is bound); `delete_floating_ip` removes
+it with its own port.
 """
 
 from __future__ import annotations
@@ -71,10 +74,27 @@ def associate(session: Session, fip: Resource, association: dict[str, Any]) -> R
     the floating IP points at no live port)."""
     fip.spec = {**fip.spec, **association}
     session.flush()
-    port_id = association["port_id"]
-    target = session.get(Resource, port_id) if port_id else None
-    if target is None or target.kind != "port" or target.deleting:
-        return None
-    if target.site:
+    target = store_ports.live_port(session, association["port_id"])
+    if target is not None and target.site:
         enqueue(session, fip.id, "floating_ip", target.site)
     return target
+
+
+def update_floating_ip(
+    session: Session, fip: Resource, *, spec: dict[str, Any], fields: dict[str, Any]
+) -> Resource | None:
+    """Apply a checked update (`spec`, columns in `fields`); the floating IP is
+    planned again in the site of the port it now points at and wherever it is
+    bound. Returns that port (None: none live)."""
+    target = store_ports.live_port(session, spec.get("port_id", fip.spec.get("port_id")))
+    sites = [target.site] if target is not None and target.site else []
+    repo.change(session, fip, spec=spec, sites=sites, **fields)
+    return target
+
+
+def delete_floating_ip(session: Session, fip: Resource) -> None:
+    """Delete a floating IP and its own port on the external network."""
+    port = store_ports.live_port(session, fip.spec.get("fip_port_id"))
+    if port is not None:
+        repo.mark_deleting(session, port)
+    repo.mark_deleting(session, fip)

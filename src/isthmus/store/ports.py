@@ -36,6 +36,12 @@ def subnets_of(session: Session, network_id: str) -> list[Resource]:
     )
 
 
+def live_port(session: Session, port_id: str | None) -> Resource | None:
+    """The port `port_id` names, unless it is missing, not a port or being deleted."""
+    port = session.get(Resource, port_id) if port_id else None
+    return port if port is not None and port.kind == "port" and not port.deleting else None
+
+
 def taken_addresses(session: Session, subnet_id: str) -> set[str]:
     return set(
         session.scalars(select(IpAllocation.ip_address).where(IpAllocation.subnet_id == subnet_id))

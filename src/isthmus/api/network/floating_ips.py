@@ -35,7 +35,6 @@ from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.intent import floating_ips as intent_floating_ips
 from isthmus.model import ipam
 from isthmus.store import ports as store_ports
-from isthmus.store import repo
 from isthmus.store.tables import Resource
 
 router = APIRouter(prefix="/network")
@@ -272,9 +271,7 @@ def update_floating_ip(
             association = _associate(session, ctx, fip, port_id, data.get("fixed_ip_address"))
             spec.update(association)
             fields["status"] = "DOWN"  # ACTIVE again once its (new) site applied it
-        target = live_port(session, spec.get("port_id", fip.spec.get("port_id")))
-        sites = [target.site] if target is not None and target.site else []
-        repo.change(session, fip, spec=spec, sites=sites, **fields)
+        target = intent_floating_ips.update_floating_ip(session, fip, spec=spec, fields=fields)
         return {"floatingip": fip_body(fip, target)}
 
     return nc.transact(request, work)
@@ -288,10 +285,7 @@ def delete_floating_ip(
 
     def work(session: Session) -> None:
         fip = nc.load(session, ctx, "floating_ip", fip_id)
-        port = live_port(session, fip.spec.get("fip_port_id"))
-        if port is not None:
-            repo.mark_deleting(session, port)
-        repo.mark_deleting(session, fip)
+        intent_floating_ips.delete_floating_ip(session, fip)
 
     nc.transact(request, work)
     return Response(status_code=204)
