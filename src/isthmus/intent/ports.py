@@ -25,6 +25,11 @@ from isthmus.store.tables import IpAllocation, Resource
 from isthmus.store.work import enqueue
 
 
+def device_of(port: Resource) -> str:
+    """The device id (server, router, floating IP or any string a client set)."""
+    return port.device_id or port.spec.get("device_id_text") or ""
+
+
 def create_port(session: Session, network: Resource, *, project_id: str, **fields: Any) -> Resource:
     """A new port of `project_id` on `network` (`fields` as store/ports.create_port
     takes them), once the project's port quota allows it."""

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
-from isthmus.intent import floating_ips
+from isthmus.intent import floating_ips, routers
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource, Site
 
@@ -44,8 +44,8 @@ MAX_NAME = 255
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 255
 
-ROUTER_INTERFACE = "network:router_interface"
-ROUTER_GATEWAY = "network:router_gateway"
+ROUTER_INTERFACE = routers.ROUTER_INTERFACE  # written by intent/routers.py
+ROUTER_GATEWAY = routers.ROUTER_GATEWAY
 FLOATING_IP_OWNER = floating_ips.FLOATING_IP_OWNER  # written by intent/floating_ips.py
 # ports Neutron creates itself: deleted through their router / floating IP only
 L3_OWNERS = (ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATING_IP_OWNER)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
-from isthmus.api.network.l3 import bad_fip, external_network, live_port, subnet_ids_of
+from isthmus.api.network.l3 import bad_fip, external_network, subnet_ids_of
 from isthmus.api.network.ports import device_of
 from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.intent import floating_ips as intent_floating_ips
@@ -205,7 +205,7 @@ def get_floating_ip(
 ) -> dict[str, Any]:
     with nc.read_session(request) as session:
         fip = nc.load(session, ctx, "floating_ip", fip_id)
-        target = live_port(session, fip.spec.get("port_id"))
+        target = store_ports.live_port(session, fip.spec.get("port_id"))
         return {"floatingip": nc.show_fields(request, fip_body(fip, target))}
 
 

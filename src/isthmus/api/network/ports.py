@@ -26,6 +26,7 @@ from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
 from isthmus.intent import ports as intent_ports
+from isthmus.intent.ports import device_of
 from isthmus.model import ipam
 from isthmus.store import identity
 from isthmus.store import ports as store_ports
@@ -78,11 +79,6 @@ _PORT_READ_ONLY = {
     "binding:vif_details",
     "allowed_address_pairs",
 }
-
-
-def device_of(port: Resource) -> str:
-    """The device id (server, router, floating IP or any string a client set)."""
-    return port.device_id or port.spec.get("device_id_text") or ""
 
 
 def port_body(port: Resource, admin: bool) -> dict[str, Any]:
