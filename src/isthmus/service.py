@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 
 from isthmus.api.identity.token_keys import KEY_DIR_NAME, KeyRepository
 from isthmus.api.identity.token_validation import TokenValidator
-from isthmus.api.identity.tokens import TokenCodec, TokenData
+from isthmus.api.identity.tokens import Delegation, TokenCodec, TokenData
 from isthmus.api.volume.common import DEFAULT_VOLUME_TYPE
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.health import HealthMonitor
@@ -105,11 +105,20 @@ class Service:
         roles: Sequence[str],
         methods: Sequence[str],
         expires_at: float | None = None,
+        delegation: Delegation | None = None,
     ) -> tuple[str, TokenData]:
         """A new token for `user` on `project` (None: unscoped) and what it says;
-        it expires after `token_expiration`, or at `expires_at` if that is sooner."""
+        it expires after `token_expiration`, or at `expires_at` if that is sooner.
+        With a trust, `user` is the token's user (the trustor when impersonating)
+        and the token names the trustee, who authenticated."""
+        trust_id = delegation.trust_id if delegation else ""
         token, claims = self.tokens.issue(
-            user.id, project.id if project else "", tuple(methods), expires_at
+            delegation.trustee_user_id if delegation and trust_id else user.id,
+            project.id if project else "",
+            tuple(methods),
+            expires_at,
+            trust_id=trust_id,
+            app_cred_id=delegation.app_cred_id if delegation else "",
         )
         data = TokenData(
             user_id=user.id,
@@ -121,6 +130,7 @@ class Service:
             expires_at=claims.expires_at,
             audit_id=claims.audit_id,
             methods=claims.methods,
+            delegation=delegation,
         )
         return token, data
 

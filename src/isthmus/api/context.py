@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from fastapi import Request
 
-from isthmus.api.identity.tokens import TokenData
+from isthmus.api.identity.tokens import Delegation, TokenData
 from isthmus.config import Config, SiteConfig
 from isthmus.engine.registry import SiteRegistry
 from isthmus.errors import Forbidden, Unauthorized
@@ -56,8 +56,10 @@ class ServiceApi(Protocol):
         roles: Sequence[str],
         methods: Sequence[str],
         expires_at: float | None = None,
+        delegation: Delegation | None = None,
     ) -> tuple[str, TokenData]:
-        """A new token for `user` on `project` (None: unscoped) and what it says."""
+        """A new token for `user` on `project` (None: unscoped) and what it says
+        (acting through a trust or an application credential: `delegation`)."""
         ...
 
     def verify_token(self, token: str, *, subject: bool = False) -> TokenData:

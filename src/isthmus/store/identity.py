@@ -16,12 +16,12 @@ import os
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import Conflict, NotFound, Unauthorized
 from isthmus.store import repo
-from isthmus.store.tables import Project, RoleAssignment, User
+from isthmus.store.tables import ApplicationCredential, Project, RoleAssignment, Trust, User
 from isthmus.store.token_revocation import identity_changed, revoke_tokens
 
 ROLES = ("admin", "member", "reader")
@@ -164,7 +164,13 @@ def set_password(session: Session, user: User, password: str) -> None:
 
 
 def delete_user(session: Session, user: User) -> None:
+    """Remove the user, its role assignments, the trusts it gave or received and its
+    application credentials; its tokens die."""
     session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user.id))
+    session.execute(
+        delete(Trust).where(or_(Trust.trustor_user_id == user.id, Trust.trustee_user_id == user.id))
+    )
+    session.execute(delete(ApplicationCredential).where(ApplicationCredential.user_id == user.id))
     session.delete(user)
     revoke_tokens(session, user_id=user.id)
 

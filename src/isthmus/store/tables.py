@@ -258,3 +258,41 @@ class IdentityRevision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Trust(Base):
+    """Keystone's OS-TRUST trust: the trustor delegates `roles` (names) on `project_id`
+    to the trustee, optionally impersonating, until `expires_at` (epoch seconds) and
+    for `remaining_uses` token issues (None: unlimited). store/trusts.py."""
+
+    __tablename__ = "trusts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trustor_user_id: Mapped[str] = mapped_column(String(64), index=True)
+    trustee_user_id: Mapped[str] = mapped_column(String(64), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    impersonation: Mapped[bool] = mapped_column(Boolean, default=False)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    remaining_uses: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ApplicationCredential(Base):
+    """Keystone's application credential: a secret (kept as a salted scrypt hash) that
+    gets a token of `user_id` on `project_id` with `roles` (names), until `expires_at`.
+    store/application_credentials.py."""
+
+    __tablename__ = "application_credentials"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_app_cred_name"),)

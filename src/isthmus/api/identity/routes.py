@@ -1,6 +1,8 @@
 """Keystone v3 (the subset clients and Tempest use): version discovery, password
 and token auth with project scope, token validation, projects, users, roles and
-role assignments (those two in identity_roles). Identity management is
+role assignments (those two in identity_roles); trust-scoped tokens
+(api/identity/trusts.py) and the application_credential method
+(api/identity/application_credentials.py). Identity management is
 admin-only; a token can always read itself and the user can list their own
 projects. Domains, services, endpoints and regions (read-only views of the fixed
 layout) are in identity_layout."""
@@ -16,7 +18,9 @@ from sqlalchemy import select
 
 from isthmus.api.catalog import base_url_of, catalog
 from isthmus.api.context import RequestContext, get_context
-from isthmus.api.identity.tokens import TokenData
+from isthmus.api.identity.application_credentials import app_cred_auth
+from isthmus.api.identity.tokens import Delegation, TokenData
+from isthmus.api.identity.trusts import trust_scope
 from isthmus.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from isthmus.store import identity as ids
 from isthmus.store.tables import Project, RoleAssignment, User
@@ -77,6 +81,20 @@ def _token_body(request: Request, data: TokenData) -> dict[str, Any]:
         "issued_at": _time(data.issued_at),
         "expires_at": _time(data.expires_at),
     }
+    delegation = data.delegation
+    if delegation is not None and delegation.trust_id:
+        body["OS-TRUST:trust"] = {
+            "id": delegation.trust_id,
+            "impersonation": delegation.impersonation,
+            "trustee_user": {"id": delegation.trustee_user_id},
+            "trustor_user": {"id": delegation.trustor_user_id},
+        }
+    if delegation is not None and delegation.app_cred_id:
+        body["application_credential"] = {
+            "id": delegation.app_cred_id,
+            "name": delegation.app_cred_name,
+            "restricted": not delegation.unrestricted,
+        }
     if data.project_id:  # an unscoped token has no project, roles or catalog (as in Keystone)
         body.update(
             {
@@ -115,6 +133,20 @@ def _check_auth(auth: dict[str, Any]) -> None:
     scope = _object(auth.get("scope"), "auth.scope")
     project = _object(scope.get("project"), "auth.scope.project", "id", "name")
     _object(project.get("domain"), "auth.scope.project.domain", "id", "name")
+    _object(scope.get("OS-TRUST:trust"), "auth.scope.OS-TRUST:trust", "id")
+    credential = _object(
+        identity.get("application_credential"),
+        "auth.identity.application_credential",
+        "id",
+        "name",
+        "secret",
+    )
+    cred_user = _object(
+        credential.get("user"), "auth.identity.application_credential.user", "id", "name"
+    )
+    _object(
+        cred_user.get("domain"), "auth.identity.application_credential.user.domain", "id", "name"
+    )
 
 
 @router.post("/v3/auth/tokens", status_code=201)
@@ -129,6 +161,17 @@ def issue_token(request: Request, response: Response, body: dict[str, Any]) -> d
     if scope and not isinstance(scope, dict):
         raise BadRequest("Invalid scope.")
     with service.db.session() as session:
+        delegation: Delegation | None = None
+        project: Project | None
+        if "application_credential" in methods:
+            user, project, roles, delegation, expires_at = app_cred_auth(
+                session, auth["identity"], scope
+            )
+            token, data = service.issue_token(
+                user, project, roles, ["application_credential"], expires_at, delegation
+            )
+            response.headers["X-Subject-Token"] = token
+            return _token_body(request, data)
         if "password" in methods:
             user_ref = (auth["identity"].get("password") or {}).get("user") or {}
             user = ids.authenticate(
@@ -141,17 +184,31 @@ def issue_token(request: Request, response: Response, body: dict[str, Any]) -> d
             expires_at = None
         elif "token" in methods:  # a new token from a valid one ends when that one ends
             old = service.verify_token(str((auth["identity"].get("token") or {}).get("id", "")))
+            if old.delegation is not None:
+                raise Forbidden(
+                    "A token got through a trust or an application credential cannot be used"
+                    " to get another token: authenticate again with the trust or credential."
+                )
             user = session.get(User, old.user_id)
             if user is None or not user.enabled:
                 raise Unauthorized("The request you have made requires authentication.")
             expires_at = old.expires_at
         else:
-            raise Unauthorized("Unsupported authentication method; use password or token.")
+            raise Unauthorized(
+                "Unsupported authentication method; use password, token or application_credential."
+            )
         if "domain" in scope or "system" in scope:
             raise Unauthorized("Only project-scoped tokens are supported by Isthmus.")
-        project, roles = _scope_of(session, user, scope.get("project"))
+        if "OS-TRUST:trust" in scope:
+            if len(scope) != 1:
+                raise BadRequest("Invalid input for field 'auth.scope': a trust is the only scope.")
+            user, project, roles, delegation, expires_at = trust_scope(
+                session, user, scope["OS-TRUST:trust"], expires_at
+            )
+        else:
+            project, roles = _scope_of(session, user, scope.get("project"))
         used = [m for m in ("password", "token") if m in methods]
-        token, data = service.issue_token(user, project, roles, used, expires_at)
+        token, data = service.issue_token(user, project, roles, used, expires_at, delegation)
     response.headers["X-Subject-Token"] = token
     return _token_body(request, data)
 

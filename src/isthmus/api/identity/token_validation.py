@@ -7,7 +7,10 @@ exists and is enabled, (4) for a scoped token: its project exists and is enabled
 and the user holds a role on it now (the roles the request gets are the current
 ones), and (5) no revocation event kills it (store/token_revocation.py: a user
 disabled, deleted or given a new password, a role revoked, a project disabled or
-deleted, each after the token was issued).
+deleted, each after the token was issued), and (6) a token got through a trust or
+an application credential: it is still there, current and valid (store/trusts.py
+`check`, store/application_credentials.py `check`), and the roles are its roles.
+A trust-scoped token is the trustor's when the trust impersonates.
 
 Cache: token -> (validated TokenData, identity revision, key generation). Every
 identity write bumps the revision row in its own transaction, in any process
@@ -27,12 +30,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from isthmus.api.identity.tokens import BadToken, TokenClaims, TokenCodec, TokenData
+from isthmus.api.identity.tokens import BadToken, Delegation, TokenClaims, TokenCodec, TokenData
 from isthmus.errors import NotFound, Unauthorized
-from isthmus.store import identity, token_revocation
+from isthmus.store import application_credentials, identity, token_revocation, trusts
 from isthmus.store.db import Database
 from isthmus.store.tables import Project, RevokedToken, User
+from isthmus.store.trusts import DelegationInvalid
 
 DEFAULT_CACHE_ENTRIES = 10_000
 
@@ -115,16 +120,23 @@ class TokenValidator:
             if listed or killed:
                 raise error("The token has been revoked.")
             roles: list[str] = []
+            user_id, delegation = claims.user_id, None
             if claims.project_id:
                 if project_name is None or not project_enabled:
                     raise error(
                         f"The project of this token ({claims.project_id}) is unknown or disabled."
                     )
-                roles = identity.roles_of(session, claims.user_id, claims.project_id)
+                if claims.trust_id or claims.app_cred_id:
+                    try:
+                        user_id, user_name, roles, delegation = _delegated(session, claims)
+                    except DelegationInvalid as exc:
+                        raise error(str(exc)) from exc
+                else:
+                    roles = identity.roles_of(session, claims.user_id, claims.project_id)
                 if not roles:
                     raise error(f"The user no longer has a role on project {claims.project_id}.")
         return TokenData(
-            user_id=claims.user_id,
+            user_id=user_id,
             user_name=user_name,
             project_id=claims.project_id,
             project_name=project_name or "",
@@ -133,4 +145,34 @@ class TokenValidator:
             expires_at=claims.expires_at,
             audit_id=claims.audit_id,
             methods=claims.methods,
+            delegation=delegation,
         )
+
+
+def _delegated(session: Session, claims: TokenClaims) -> tuple[str, str, list[str], Delegation]:
+    """(user id, user name, roles, delegation) of a token got through a trust or an
+    application credential; DelegationInvalid if it may no longer act."""
+    if claims.trust_id:
+        trust, trustor, roles = trusts.check(
+            session, claims.trust_id, claims.user_id, claims.project_id, claims.issued_at
+        )
+        delegation = Delegation(
+            trust_id=trust.id,
+            trustor_user_id=trust.trustor_user_id,
+            trustee_user_id=trust.trustee_user_id,
+            impersonation=trust.impersonation,
+        )
+        if trust.impersonation:
+            return trustor.id, trustor.name, roles, delegation
+        trustee = session.get(User, claims.user_id)
+        assert trustee is not None  # read (and found enabled) by the caller
+        return trustee.id, trustee.name, roles, delegation
+    cred, roles = application_credentials.check(
+        session, claims.app_cred_id, claims.user_id, claims.project_id
+    )
+    user = session.get(User, claims.user_id)
+    assert user is not None
+    delegation = Delegation(
+        app_cred_id=cred.id, app_cred_name=cred.name, unrestricted=cred.unrestricted
+    )
+    return user.id, user.name, roles, delegation

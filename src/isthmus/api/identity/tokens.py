@@ -2,23 +2,28 @@
 authenticated (AES-128-CBC + HMAC-SHA256, `cryptography`'s MultiFernet) under the
 keys of `token_keys.KeyRepository`, so a holder can neither read nor change it.
 
-Payload (big-endian; 68 bytes for uuid-hex ids, which Fernet makes a 184-character token):
+Payload (big-endian; 70 bytes for uuid-hex ids, which Fernet makes a 184-character token):
 
-    version   1 byte   PAYLOAD_VERSION
-    methods   1 byte   bit set of METHOD_BITS (password, token)
+    version   1 byte   PAYLOAD_VERSION (2; version-1 tokens, without the last two ids,
+                       are still read)
+    methods   1 byte   bit set of METHOD_BITS (password, token, application_credential)
     issued    8 bytes  issued-at, microseconds since the epoch
     expires   8 bytes  expires-at, microseconds since the epoch
     audit id  16 bytes (shown as 22 url-safe base64 characters, as Keystone's)
     user id   packed id
     project   packed id ("" for an unscoped token)
+    trust     packed id (none unless trust-scoped; the user is then the trustee)
+    app cred  packed id (none unless got with an application credential)
 
 A packed id is 0x00 + 16 bytes for 32 lower-case hex digits, 0x01 + length byte +
 UTF-8 for any other id, 0x02 for none. Names and roles do not travel: validation
-(token_validation.py) reads the current ones. `decode` refuses a token that is not
-genuine under any key, has expired, was issued in the future, or whose lifetime
-exceeds the configured one (a token minted with a stolen key). The codec re-reads
-the key directory when its mtime changes (one stat per call) and, at most once a
-second, when a token fails to decrypt, so a rotation needs no restart.
+(token_validation.py) reads the current ones, and the trust or application
+credential a token names must still exist and be valid each time. `decode`
+refuses a token that is not genuine under any key, has expired, was issued in
+the future, or whose lifetime exceeds the configured one (a token minted with a
+stolen key). The codec re-reads the key directory when its mtime changes (one
+stat per call) and, at most once a second, when a token fails to decrypt, so a
+rotation needs no restart.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ from isthmus.store.token_revocation import LONGEST_TOKEN_LIFETIME
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
+_VERSION_1 = 1  # no trust or application credential id
 DEFAULT_EXPIRATION = 3600  # seconds, Keystone's [token] expiration
-METHOD_BITS = {"password": 1, "token": 2}
+METHOD_BITS = {"password": 1, "token": 2, "application_credential": 4}
 CLOCK_SKEW = 60.0  # seconds a token's issue time may lie ahead of this clock (Fernet's)
 RELOAD_AFTER_FAILURE = 1.0  # seconds between re-reads of the keys caused by failed decrypts
 _HEAD = struct.Struct(">BBqq16s")
@@ -63,6 +69,22 @@ class TokenClaims:
     audit_id: str
     issued_at: float
     expires_at: float
+    trust_id: str = ""
+    app_cred_id: str = ""
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """How a token acts for someone: through a trust (OS-TRUST) or an application
+    credential; the token's body shows it (`OS-TRUST:trust`, `application_credential`)."""
+
+    trust_id: str = ""
+    trustor_user_id: str = ""
+    trustee_user_id: str = ""
+    impersonation: bool = False
+    app_cred_id: str = ""
+    app_cred_name: str = ""
+    unrestricted: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,7 @@ class TokenData:
     expires_at: float
     audit_id: str
     methods: tuple[str, ...] = ("password",)
+    delegation: Delegation | None = None
 
 
 def _pack_id(value: str) -> bytes:
@@ -116,16 +139,21 @@ def pack(claims: TokenClaims) -> bytes:
         round(claims.expires_at * 1e6),
         audit,
     )
-    return head + _pack_id(claims.user_id) + _pack_id(claims.project_id)
+    ids = (claims.user_id, claims.project_id, claims.trust_id, claims.app_cred_id)
+    return head + b"".join(_pack_id(value) for value in ids)
 
 
 def unpack(raw: bytes) -> TokenClaims:
     try:
         version, methods, issued, expires, audit = _HEAD.unpack_from(raw)
-        if version != PAYLOAD_VERSION:
+        if version not in (PAYLOAD_VERSION, _VERSION_1):
             raise ValueError(f"payload version {version}")
         user_id, offset = _unpack_id(raw, _HEAD.size)
         project_id, offset = _unpack_id(raw, offset)
+        trust_id = app_cred_id = ""
+        if version == PAYLOAD_VERSION:
+            trust_id, offset = _unpack_id(raw, offset)
+            app_cred_id, offset = _unpack_id(raw, offset)
         if offset != len(raw) or len(user_id) == 0:
             raise ValueError("malformed payload")
     except (ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
@@ -137,6 +165,8 @@ def unpack(raw: bytes) -> TokenClaims:
         base64.urlsafe_b64encode(audit).rstrip(b"=").decode(),
         issued / 1e6,
         expires / 1e6,
+        trust_id,
+        app_cred_id,
     )
 
 
@@ -164,15 +194,25 @@ class TokenCodec:
         self._failed_reload_at = 0.0
 
     def issue(
-        self, user_id: str, project_id: str, methods: tuple[str, ...], expires_at: float | None
+        self,
+        user_id: str,
+        project_id: str,
+        methods: tuple[str, ...],
+        expires_at: float | None,
+        *,
+        trust_id: str = "",
+        app_cred_id: str = "",
     ) -> tuple[str, TokenClaims]:
-        """A new token (expiring after `lifetime`, or at `expires_at` if sooner)."""
+        """A new token (expiring after `lifetime`, or at `expires_at` if sooner);
+        `user_id` is the one who authenticated (a trust's trustee)."""
         micros = time.time_ns() // 1000  # the precision the payload keeps
         now = micros / 1e6
         end = micros + self.lifetime * 1_000_000
         if expires_at is not None:
             end = min(end, round(expires_at * 1e6))
-        claims = TokenClaims(user_id, project_id, methods, new_audit_id(), now, end / 1e6)
+        claims = TokenClaims(
+            user_id, project_id, methods, new_audit_id(), now, end / 1e6, trust_id, app_cred_id
+        )
         fernet = self._current()
         if fernet is None:
             raise BadRequest(f"No token keys in {self.keys.directory}.")
