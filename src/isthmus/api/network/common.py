@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
-from isthmus.intent import floating_ips, routers
+from isthmus.intent import floating_ips, networks, routers
 from isthmus.store import repo
-from isthmus.store.tables import Binding, Resource, Site
+from isthmus.store.tables import Binding, Resource
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ ROUTER_INTERFACE = routers.ROUTER_INTERFACE  # written by intent/routers.py
 ROUTER_GATEWAY = routers.ROUTER_GATEWAY
 FLOATING_IP_OWNER = floating_ips.FLOATING_IP_OWNER  # written by intent/floating_ips.py
 # ports Neutron creates itself: deleted through their router / floating IP only
-L3_OWNERS = (ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATING_IP_OWNER)
+L3_OWNERS = networks.L3_OWNERS
 
 # kind -> (what the 404 message calls it, Neutron's error type, message template)
 _NOT_FOUND = {
@@ -383,24 +383,9 @@ def zones_of(session: Session, resource_ids: Iterable[str]) -> dict[str, list[st
 
 
 def validate_zone_hints(session: Session, value: Any) -> list[str]:
-    """Availability zone hints must name sites: an unknown one is 404
-    AvailabilityZoneNotFound (neutron-lib's status for it, which clients and Tempest
-    expect), naming the known zones; a hint that is not a non-empty string is 400."""
-    hints = to_list("availability_zone_hints", value)
-    sites = set(session.scalars(select(Site.name)))
-    result: list[str] = []
-    for hint in hints:
-        if not isinstance(hint, str) or not hint:
-            raise invalid("availability_zone_hints", f"'{hint}' is not a valid zone name")
-        if hint not in sites:
-            raise NotFound(
-                f"AvailabilityZone {hint} could not be found. Known zones:"
-                f" {', '.join(sorted(sites)) or 'none'}.",
-                "AvailabilityZoneNotFound",
-            )
-        if hint not in result:
-            result.append(hint)
-    return result
+    """Availability zone hints: a list (400), each naming a site
+    (intent/networks.zone_hints: 400 or 404 AvailabilityZoneNotFound)."""
+    return networks.zone_hints(session, to_list("availability_zone_hints", value))
 
 
 # -- bodies ----------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ create, names of sites: an unknown one is 404 AvailabilityZoneNotFound as in
 Neutron) are the sites it may reach: Compute refuses (400) a server in another
 zone on it and places a server without a zone among them (api/compute/create.py).
 Empty hints: wherever a port needs it. An update goes through `repo.change`,
-which enqueues the sites the network is in.
+which enqueues the sites the network is in. The checks that need the store and
+the writes are intent/networks.py's; this module parses and answers.
 Errors use Neutron's body `{"NeutronError": {"type", "message", "detail"}}`.
 """
 
@@ -28,9 +29,9 @@ from sqlalchemy.orm import Session
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
-from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.errors import BadRequest, NotFound
 from isthmus.fabric import interconnect
-from isthmus.store import quotas, repo, segments
+from isthmus.intent import networks as intent_networks
 from isthmus.store.ports import subnets_of
 from isthmus.store.tables import Resource, Site
 
@@ -370,7 +371,8 @@ def _mtu(value: Any, has_v6: bool) -> int:
     return mtu
 
 
-def _segmentation_id(session: Session, data: dict[str, Any], network_id: str) -> int | None:
+def _segmentation_id(data: dict[str, Any]) -> int | None:
+    """The VNI a create asks for (None: any), its form checked as Neutron does."""
     kind = data.get("provider:network_type")
     if kind is not None and kind != "vxlan":
         raise BadRequest(f"Network type value '{kind}' not supported", "InvalidInput")
@@ -382,13 +384,7 @@ def _segmentation_id(session: Session, data: dict[str, Any], network_id: str) ->
     value = data.get("provider:segmentation_id")
     if value is None:
         return None
-    vni = nc.to_int("provider:segmentation_id", value, low=1, high=MAX_VNI)
-    for other in nc.live(session, "network"):
-        if other.id != network_id and other.spec.get("segmentation_id") == vni:
-            raise Conflict(
-                f"Unable to create the network. The tunnel ID {vni} is in use.", "TunnelIdInUse"
-            )
-    return vni
+    return nc.to_int("provider:segmentation_id", value, low=1, high=MAX_VNI)
 
 
 def _network_spec(data: dict[str, Any]) -> dict[str, Any]:
@@ -460,16 +456,11 @@ def create_network(
                 spec["availability_zone_hints"] = nc.validate_zone_hints(
                     session, data["availability_zone_hints"]
                 )
-            vni = _segmentation_id(session, data, "")
-            if vni is None:  # the fabric's segment id: every network has one
-                vni = segments.allocate_vni(session, *request.app.state.service.config.vni_range)
-            spec["segmentation_id"] = vni
-            name = nc.to_str("name", data.get("name"))
-            quotas.check(session, project, {"networks": 1})
-            network = repo.add(
-                session, "network", project_id=project, name=name, status="ACTIVE", spec=spec
+            spec["segmentation_id"] = intent_networks.segment(  # every network has one
+                session, _segmentation_id(data), request.app.state.service.config.vni_range
             )
-            session.flush()
+            name = nc.to_str("name", data.get("name"))
+            network = intent_networks.add_network(session, project_id=project, name=name, spec=spec)
             created.append(network_body(network, [], [], ctx.is_admin))
         return {"networks": created} if bulk else {"network": created[0]}
 
@@ -492,29 +483,13 @@ def update_network(
         network = nc.load(session, ctx, "network", network_id)
         nc.require_owner(ctx, network, "update_network")
         spec = _network_spec(data)
-        subnets = subnets_of(session, network.id)
         if "mtu" in data:
-            has_v6 = any(s.spec.get("ip_version") == 6 for s in subnets)
-            spec["mtu"] = _mtu(data["mtu"], has_v6)
-        ports = nc.live(session, "port", parent_id=network.id)
-        if spec.get("shared") is False and network.spec.get("shared"):
-            if any(p.project_id not in (network.project_id, "") for p in ports):
-                raise Conflict(
-                    f"Unable to reconfigure sharing settings for network {network.id}."
-                    " Multiple projects are using it.",
-                    "InvalidSharedSetting",
-                )
-        if spec.get("external") is False and network.spec.get("external"):
-            if any(p.spec.get("device_owner") in nc.L3_OWNERS for p in ports):
-                raise Conflict(
-                    f"External network {network.id} cannot be updated to be internal: it"
-                    " has floating IPs or router gateway ports.",
-                    "ExternalNetworkInUse",
-                )
+            spec["mtu"] = _mtu(data["mtu"], intent_networks.has_ipv6_subnet(session, network))
+        intent_networks.check_network_update(session, network, spec)
         fields: dict[str, Any] = {"spec": spec}
         if "name" in data:
             fields["name"] = nc.to_str("name", data["name"])
-        repo.change(session, network, **fields)
+        intent_networks.update(session, network, fields)
         return {"network": show_network(session, ctx, network)}
 
     return nc.transact(request, work)
@@ -529,15 +504,7 @@ def delete_network(
     def work(session: Session) -> None:
         network = nc.load(session, ctx, "network", network_id)
         nc.require_owner(ctx, network, "delete_network")
-        if nc.live(session, "port", parent_id=network.id):
-            raise Conflict(
-                f"Unable to complete operation on network {network.id}. There are one or more"
-                " ports still in use on the network.",
-                "NetworkInUse",
-            )
-        for subnet in subnets_of(session, network.id):
-            repo.mark_deleting(session, subnet)
-        repo.mark_deleting(session, network)
+        intent_networks.delete_network(session, network)
 
     nc.transact(request, work)
     return Response(status_code=204)

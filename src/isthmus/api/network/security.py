@@ -10,7 +10,9 @@ type/code 0-255), remote_ip_prefix (a mask is added; its IP version must match t
 ethertype), at most one remote (prefix or group), and an identical rule in the
 group is 409 SecurityGroupRuleExists. Creating or deleting a rule bumps its group
 (`repo.change`), so the engine re-applies the group in every site where a port
-uses it. A group still used by a live port cannot be deleted (409).
+uses it. A group still used by a live port cannot be deleted (409). This module
+parses, validates the bodies and answers; the checks that need the store and the
+writes are intent/security_groups.py's.
 """
 
 from __future__ import annotations
@@ -23,43 +25,16 @@ from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
-from isthmus.errors import BadRequest, Conflict
-from isthmus.store import quotas, repo
+from isthmus.errors import BadRequest
+from isthmus.intent import security_groups as intent_sg
 from isthmus.store.tables import Resource
 
 router = APIRouter(prefix="/network")
 
-PROTOCOLS = {
-    "ah": 51,
-    "dccp": 33,
-    "egp": 8,
-    "esp": 50,
-    "gre": 47,
-    "hopopt": 0,
-    "icmp": 1,
-    "igmp": 2,
-    "ip": 0,
-    "ipip": 4,
-    "ipv6-encap": 41,
-    "ipv6-frag": 44,
-    "ipv6-icmp": 58,
-    "icmpv6": 58,
-    "ipv6-nonxt": 59,
-    "ipv6-opts": 60,
-    "ipv6-route": 43,
-    "ospf": 89,
-    "pgm": 113,
-    "rsvp": 46,
-    "sctp": 132,
-    "tcp": 6,
-    "udp": 17,
-    "udplite": 136,
-    "vrrp": 112,
-}
+PROTOCOLS = intent_sg.PROTOCOLS
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite
 ICMP_PROTOCOLS = {1, 58}
 IPV6_ONLY = {41, 44, 58, 59, 60, 43}
-_ANY_PREFIXES = ("0.0.0.0/0", "::/0", None)
 
 _GROUP_POST = {"name", "description", "project_id", "tenant_id", "stateful"}
 _GROUP_PUT = {"name", "description", "stateful"}
@@ -160,10 +135,7 @@ def _protocol(value: Any) -> str | None:
     )
 
 
-def _number(protocol: str | None) -> int | None:
-    if protocol is None:
-        return None
-    return PROTOCOLS[protocol] if protocol in PROTOCOLS else int(protocol)
+_number = intent_sg.protocol_number
 
 
 def _port(name: str, value: Any) -> int | None:
@@ -230,20 +202,6 @@ def _prefix(value: Any, ethertype: str) -> str | None:
     return interface.with_prefixlen
 
 
-def _rule_key(spec: dict[str, Any], group_id: str) -> tuple[Any, ...]:
-    prefix = spec.get("remote_ip_prefix")
-    return (
-        spec.get("direction"),
-        spec.get("ethertype"),
-        spec.get("port_range_max"),
-        spec.get("port_range_min"),
-        _number(spec.get("protocol")),
-        spec.get("remote_group_id"),
-        None if prefix in _ANY_PREFIXES else prefix,
-        group_id,
-    )
-
-
 def _new_rule(session: Session, ctx: RequestContext, data: dict[str, Any]) -> tuple[Resource, dict]:
     """Validate one rule request: (group, spec)."""
     if "security_group_id" not in data:
@@ -300,13 +258,7 @@ def _new_rule(session: Session, ctx: RequestContext, data: dict[str, Any]) -> tu
         "remote_group_id": remote_group,
         "description": nc.to_str("description", data.get("description")),
     }
-    key = _rule_key(spec, group.id)
-    for existing in nc.live(session, "security_group_rule", parent_id=group.id):
-        if _rule_key(existing.spec, group.id) == key:
-            raise Conflict(
-                f"Security group rule already exists. Rule id is {existing.id}.",
-                "SecurityGroupRuleExists",
-            )
+    intent_sg.check_rule_unique(session, group, spec)
     return group, spec
 
 
@@ -352,42 +304,9 @@ def create_group(
 
     def work(session: Session) -> dict[str, Any]:
         project = nc.owner_of(ctx, data)
-        if name == "default" and nc.live(
-            session, "security_group", project_id=project, name="default"
-        ):
-            raise Conflict(
-                "Default security group already exists.", "SecurityGroupDefaultAlreadyExists"
-            )
-        quotas.check(session, project, {"security_groups": 1})
-        group = repo.add(
-            session,
-            "security_group",
-            project_id=project,
-            name=name,
-            status="ACTIVE",
-            spec={"description": description, "stateful": True, "tags": []},
+        group, rules = intent_sg.add_group(
+            session, project_id=project, name=name, description=description
         )
-        rules = []
-        for ethertype in ("IPv4", "IPv6"):
-            rules.append(
-                repo.add(
-                    session,
-                    "security_group_rule",
-                    project_id=project,
-                    parent_id=group.id,
-                    status="ACTIVE",
-                    spec={
-                        "direction": "egress",
-                        "ethertype": ethertype,
-                        "protocol": None,
-                        "port_range_min": None,
-                        "port_range_max": None,
-                        "remote_ip_prefix": None,
-                        "remote_group_id": None,
-                        "description": "",
-                    },
-                )
-            )
         return {"security_group": group_body(group, rules)}
 
     return nc.transact(request, work)
@@ -410,20 +329,11 @@ def update_group(
         fields: dict[str, Any] = {"spec": {}}
         if "name" in data:
             name = nc.to_str("name", data["name"])
-            if group.name == "default" and name != "default":
-                raise Conflict(
-                    "Updating default security group not allowed.",
-                    "SecurityGroupCannotUpdateDefault",
-                )
-            if group.name != "default" and (name or "").lower() == "default":
-                raise Conflict(
-                    "Default security group already exists.", "SecurityGroupDefaultAlreadyExists"
-                )
+            intent_sg.check_rename(group, name)
             fields["name"] = name
         if "description" in data:
             fields["spec"]["description"] = nc.to_str("description", data["description"])
-        repo.change(session, group, **fields)
-        rules = nc.live(session, "security_group_rule", parent_id=group.id)
+        rules = intent_sg.update_group(session, group, fields)
         return {"security_group": group_body(group, rules)}
 
     return nc.transact(request, work)
@@ -437,25 +347,7 @@ def delete_group(
 
     def work(session: Session) -> None:
         group = nc.load(session, ctx, "security_group", group_id)
-        if group.name == "default" and not ctx.is_admin:
-            raise Conflict(
-                "Insufficient rights for removing default security group.",
-                "SecurityGroupCannotRemoveDefault",
-            )
-        if any(group.id in (p.spec.get("security_groups") or []) for p in nc.live(session, "port")):
-            raise Conflict(f"Security Group {group.id} in use.", "SecurityGroupInUse")
-        touched: dict[str, Resource] = {}
-        for rule in nc.live(session, "security_group_rule"):
-            if rule.parent_id == group.id:
-                repo.mark_deleting(session, rule)
-            elif rule.spec.get("remote_group_id") == group.id:  # Neutron cascades these
-                repo.mark_deleting(session, rule)
-                other = session.get(Resource, rule.parent_id)
-                if other is not None and not other.deleting:
-                    touched[other.id] = other
-        for other in touched.values():
-            repo.change(session, other)
-        repo.mark_deleting(session, group)
+        intent_sg.delete_group(session, group, is_admin=ctx.is_admin)
 
     nc.transact(request, work)
     return Response(status_code=204)
@@ -500,20 +392,10 @@ def create_rule(
         groups: dict[str, Resource] = {}
         for data in items:  # one by one, so a bulk request cannot duplicate itself
             group, spec = _new_rule(session, ctx, data)
-            quotas.check(session, group.project_id or "", {"security_group_rules": 1})
-            rule = repo.add(
-                session,
-                "security_group_rule",
-                project_id=group.project_id,
-                parent_id=group.id,
-                status="ACTIVE",
-                spec=spec,
-            )
-            session.flush()
+            rule = intent_sg.add_rule(session, group, spec)
             groups[group.id] = group
             created.append(rule_body(rule, group.name))
-        for group in groups.values():
-            repo.change(session, group)  # re-apply the group where it is present
+        intent_sg.rules_added(session, list(groups.values()))
         return {"security_group_rules": created} if bulk else {"security_group_rule": created[0]}
 
     return nc.transact(request, work)
@@ -527,10 +409,7 @@ def delete_rule(
 
     def work(session: Session) -> None:
         rule = nc.load(session, ctx, "security_group_rule", rule_id)
-        group = session.get(Resource, rule.parent_id) if rule.parent_id else None
-        repo.mark_deleting(session, rule)
-        if group is not None and not group.deleting:
-            repo.change(session, group)
+        intent_sg.delete_rule(session, rule)
 
     nc.transact(request, work)
     return Response(status_code=204)

@@ -5,8 +5,9 @@ the gateway), DNS name servers, host routes and the IPv6 RA/address modes.
 
 A subnet is intent only, like its network: nothing is enqueued at create time;
 the engine brings it to a site together with its network when a port there needs
-it. An update goes through `repo.change` (enqueues the sites it is bound in); a
-delete is refused with 409 SubnetInUse while a live port holds an address in it.
+it. The checks that need the store (overlap, gateway in use, 409 SubnetInUse on
+delete while a live port holds an address in it) and the writes are
+intent/networks.py's; this module parses and answers.
 Addresses are allocated by the global IPAM of store/ports.py. Subnet pools are
 not offered: a subnet needs a `cidr`.
 """
@@ -17,16 +18,14 @@ import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
-from isthmus.errors import BadRequest, Conflict
+from isthmus.errors import BadRequest
+from isthmus.intent import networks as intent_networks
 from isthmus.model import ipam
-from isthmus.store import quotas, repo
-from isthmus.store.ports import subnets_of
-from isthmus.store.tables import IpAllocation, Resource
+from isthmus.store.tables import Resource
 
 router = APIRouter(prefix="/network")
 
@@ -262,13 +261,7 @@ def _new_subnet(
             "BadRequest",
         )
     network = _cidr(data["cidr"], version)
-    for other in subnets_of(session, net.id):
-        if network.overlaps(ipaddress.ip_network(other.spec["cidr"])):
-            raise BadRequest(
-                f"Invalid input for operation: Requested subnet with cidr: {network} for"
-                f" network: {net.id} overlaps with another subnet.",
-                "InvalidInput",
-            )
+    intent_networks.check_subnet_overlap(session, net, network)
     if version == 6 and int(net.spec.get("mtu", nc.DEFAULT_MTU)) < nc.MIN_MTU_V6:
         raise BadRequest(
             f"Invalid input for operation: IPv6 protocol requires a minimum MTU of"
@@ -342,31 +335,13 @@ def create_subnet(
         created = []
         for data in items:  # one by one, so a bulk request cannot overlap itself
             network, project, spec, name = _new_subnet(session, ctx, data)
-            quotas.check(session, project, {"subnets": 1})
-            subnet = repo.add(
-                session,
-                "subnet",
-                project_id=project,
-                name=name,
-                status="ACTIVE",
-                parent_id=network.id,
-                spec=spec,
+            subnet = intent_networks.add_subnet(
+                session, network, project_id=project, name=name, spec=spec
             )
-            session.flush()
             created.append(subnet_body(subnet, bool(network.spec.get("external"))))
         return {"subnets": created} if bulk else {"subnet": created[0]}
 
     return nc.transact(request, work)
-
-
-def _allocations(session: Session, subnet_id: str) -> dict[str, str]:
-    """address -> port id, for the live ports holding an address in the subnet."""
-    rows = session.execute(
-        select(IpAllocation.ip_address, IpAllocation.port_id)
-        .join(Resource, Resource.id == IpAllocation.port_id)
-        .where(IpAllocation.subnet_id == subnet_id, Resource.deleting.is_(False))
-    )
-    return {address: port for address, port in rows}
 
 
 @router.put("/v2.0/subnets/{subnet_id}")
@@ -390,19 +365,7 @@ def update_subnet(
         if "gateway_ip" in data:
             new_gateway = _gateway(data["gateway_ip"], network)
             if new_gateway != gateway:
-                taken = _allocations(session, subnet.id)
-                if gateway in taken:
-                    raise Conflict(
-                        f"Current gateway ip {gateway} already in use by port {taken[gateway]}."
-                        " Unable to update.",
-                        "GatewayIpInUse",
-                    )
-                if new_gateway in taken:
-                    raise Conflict(
-                        f"Gateway ip {new_gateway} is already allocated to port"
-                        f" {taken[new_gateway]}.",
-                        "GatewayIpInUse",
-                    )
+                intent_networks.check_gateway_change(session, subnet, new_gateway)
                 gateway = new_gateway
                 spec["gateway_ip"] = gateway
         if data.get("allocation_pools") is not None:
@@ -420,7 +383,7 @@ def update_subnet(
         fields: dict[str, Any] = {"spec": spec}
         if "name" in data:
             fields["name"] = nc.to_str("name", data["name"])
-        repo.change(session, subnet, **fields)
+        intent_networks.update(session, subnet, fields)
         return {"subnet": subnet_body(subnet, _on_external(session, subnet))}
 
     return nc.transact(request, work)
@@ -435,13 +398,7 @@ def delete_subnet(
     def work(session: Session) -> None:
         subnet = nc.load(session, ctx, "subnet", subnet_id)
         nc.require_owner(ctx, subnet, "delete_subnet")
-        if _allocations(session, subnet.id):
-            raise Conflict(
-                f"Unable to complete operation on subnet {subnet.id}: One or more ports have"
-                " an IP allocation from this subnet.",
-                "SubnetInUse",
-            )
-        repo.mark_deleting(session, subnet)
+        intent_networks.delete_subnet(session, subnet)
 
     nc.transact(request, work)
     return Response(status_code=204)
