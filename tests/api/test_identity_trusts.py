@@ -163,6 +163,8 @@ def test_a_trust_delegates_no_role_the_trustor_lacks_and_refusals_change_nothing
         (_trust_body(me_a, me_b, trustor_user_id=me_b["user"]["id"]), 403, "trustor"),
         (_trust_body(me_a, me_b, impersonation="yes"), 400, "impersonation"),
         (_trust_body(me_a, me_b, remaining_uses=0), 400, "remaining_uses"),
+        (_trust_body(me_a, me_b, remaining_uses=2**31), 400, "remaining_uses"),
+        (_trust_body(me_a, me_b, expires_at="0001-01-01T00:00:00+05:00"), 400, "expires_at"),
         (_trust_body(me_a, me_b, allow_redelegation=True), 400, "redelegation"),
         (_trust_body(me_a, me_b, expires_at="2001-01-01T00:00:00Z"), 400, "past"),
         (_trust_body(me_a, me_b, expires_at="tomorrow"), 400, "ISO 8601"),

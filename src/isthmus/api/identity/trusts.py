@@ -30,6 +30,7 @@ from isthmus.store.tables import Project, Trust, User
 
 router = APIRouter(prefix="/identity")
 TRUSTS = "/v3/OS-TRUST/trusts"
+MAX_USES = 2**31 - 1  # the column is a 32-bit integer
 
 
 def time_of(epoch: float | None) -> str | None:
@@ -55,7 +56,10 @@ def parse_expiry(value: Any, field: str) -> float | None:
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    epoch = moment.timestamp()
+    try:
+        epoch = moment.timestamp()
+    except (OverflowError, ValueError) as exc:
+        raise BadRequest(f"Invalid input for field '{field}': {value!r} is out of range.") from exc
     if epoch <= datetime.now(UTC).timestamp():
         raise BadRequest(f"Invalid input for field '{field}': the time {value} is in the past.")
     return epoch
@@ -126,9 +130,12 @@ def _check_body(body: dict[str, Any]) -> dict[str, Any]:
     if ref.get("project_id") is not None and not isinstance(ref["project_id"], str):
         raise BadRequest("Invalid input for field 'trust.project_id': a project id string.")
     uses = ref.get("remaining_uses")
-    if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int) or uses < 1):
+    if uses is not None and (
+        isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES
+    ):
         raise BadRequest(
-            "Invalid input for field 'trust.remaining_uses': a whole number of at least 1, or null."
+            "Invalid input for field 'trust.remaining_uses': a whole number from 1 to"
+            f" {MAX_USES}, or null."
         )
     if ref.get("allow_redelegation") not in (None, False) or ref.get("redelegation_count"):
         raise BadRequest(
