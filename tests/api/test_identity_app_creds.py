@@ -182,6 +182,43 @@ def test_restricted_credentials_make_no_credentials_and_roles_revoked_kill_token
     assert cloud.client.delete(grant, headers=cloud.admin).status_code == 204
     assert cloud.client.get(SERVERS, headers=u_token).status_code == 401
     assert _login(cloud, {"id": free["id"], "secret": free["secret"]})[0] == 401
+    # as Keystone does, the user's credentials on that project are gone, even once the
+    # role is granted again
+    assert cloud.client.put(grant, headers=cloud.admin).status_code == 204
+    listed = cloud.client.get(_creds(user_id), headers=cloud.admin).json()
+    assert listed["application_credentials"] == []
+    assert _login(cloud, {"id": free["id"], "secret": free["secret"]})[0] == 401
+
+
+def test_deleting_the_user_or_the_project_removes_its_credentials_and_trusts(
+    cloud: Cloud,
+) -> None:
+    alice = cloud.new_member("alice")
+    bob = cloud.new_member("bob")
+    me, me_b = _me(cloud, alice), _me(cloud, bob)
+    cred = _create(cloud, alice, me["user"]["id"], name="c")
+    trust = {
+        "trustor_user_id": me["user"]["id"],
+        "trustee_user_id": me_b["user"]["id"],
+        "project_id": me["project"]["id"],
+        "impersonation": False,
+        "roles": [{"name": "reader"}],
+    }
+    made = cloud.client.post("/identity/v3/OS-TRUST/trusts", headers=alice, json={"trust": trust})
+    assert made.status_code == 201
+    project = f"/identity/v3/projects/{me['project']['id']}"
+    assert cloud.client.delete(project, headers=cloud.admin).status_code == 204
+    trust_path = f"/identity/v3/OS-TRUST/trusts/{made.json()['trust']['id']}"
+    assert cloud.client.get(trust_path, headers=cloud.admin).status_code == 404
+    assert _login(cloud, {"id": cred["id"], "secret": cred["secret"]})[0] == 401
+    with cloud.service.db.read() as session:
+        assert session.scalars(select(ApplicationCredential)).all() == []
+    bob_cred = _create(cloud, bob, me_b["user"]["id"], name="b")
+    user = f"/identity/v3/users/{me_b['user']['id']}"
+    assert cloud.client.delete(user, headers=cloud.admin).status_code == 204
+    assert _login(cloud, {"id": bob_cred["id"], "secret": bob_cred["secret"]})[0] == 401
+    with cloud.service.db.read() as session:
+        assert session.scalars(select(ApplicationCredential)).all() == []
 
 
 def test_an_expiring_credential_gives_tokens_no_longer_than_itself(cloud: Cloud) -> None:

@@ -133,8 +133,15 @@ def assign_role(session: Session, user_id: str, project_id: str, role: str) -> N
 
 
 def revoke_role(session: Session, assignment: RoleAssignment) -> None:
-    """Remove a role assignment; the user's tokens on that project die."""
+    """Remove a role assignment; the user's tokens on that project die, and so do the
+    user's application credentials on it (as Keystone deletes them)."""
     session.delete(assignment)
+    session.execute(
+        delete(ApplicationCredential).where(
+            ApplicationCredential.user_id == assignment.user_id,
+            ApplicationCredential.project_id == assignment.project_id,
+        )
+    )
     revoke_tokens(session, user_id=assignment.user_id, project_id=assignment.project_id)
 
 
@@ -188,7 +195,13 @@ def update_project(session: Session, project: Project, changes: dict[str, Any]) 
 
 
 def delete_project(session: Session, project: Project) -> None:
+    """Remove the project, its role assignments, the trusts on it and the application
+    credentials for it; its tokens die."""
     session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project.id))
+    session.execute(delete(Trust).where(Trust.project_id == project.id))
+    session.execute(
+        delete(ApplicationCredential).where(ApplicationCredential.project_id == project.id)
+    )
     session.delete(project)
     revoke_tokens(session, project_id=project.id)
 
