@@ -333,3 +333,25 @@ def test_openstack_cli_trusts_and_keystoneauth_trust_auth(live_cloud: Cloud) -> 
         raise_exc=False,
     )
     assert gone.status_code == 401
+
+
+def test_heat_flow_role_ids_with_implied_reader_and_the_trust_token_deletes_its_trust(
+    cloud: Cloud,
+) -> None:
+    """What Heat does (deferred_auth_method = trusts): the user's token makes a trust for
+    Heat's trustee with role ids including the implied reader, allow_redelegation false;
+    the trustee's trust-scoped token carries the catalog and acts as the user; at stack
+    delete the trust goes, through that same token."""
+    alice, me_a, _, me_b = _pair(cloud)
+    role_ids = [{"id": r["id"]} for r in me_a["roles"]]  # member and reader
+    body = _trust_body(me_a, me_b, roles=role_ids, allow_redelegation=False)
+    trust = _create(cloud, alice, body)
+    assert {r["name"] for r in trust["roles"]} == {"member", "reader"}
+    assert trust["allow_redelegation"] is False
+    status, got, token = _trust_token(cloud, "bob", trust["id"])
+    assert status == 201
+    types = {entry["type"] for entry in got["token"]["catalog"]}
+    assert {"identity", "compute", "network", "image"} <= types
+    headers = {"X-Auth-Token": token}
+    assert cloud.client.delete(f"{TRUSTS}/{trust['id']}", headers=headers).status_code == 204
+    assert cloud.client.get(SERVERS, headers=headers).status_code == 401
