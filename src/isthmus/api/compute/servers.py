@@ -1,10 +1,12 @@
 """Compute v2.1 (Nova), part one: version discovery and servers (list, show,
 create, update, delete, start/stop/reboot, metadata, ips, interfaces).
 
-The other compute modules: create (server create: parsing and checks; the writes
-are intent/servers.py's), listing (server list), views (the server body and Nova's
-states), extras (flavors, availability zones), keypairs, limits (limits, quota
-sets), volumes (volume attachments) and common (microversions, links, paging).
+The writes are the intent layer's: create and delete intent/servers.py, update,
+start/stop/reboot and metadata (with the state checks) intent/server_actions.py.
+The other compute modules: create (server create: parsing and checks), listing
+(server list), views (the server body and Nova's states), extras (flavors,
+availability zones), keypairs, limits (limits, quota sets), volumes (volume
+attachments) and common (microversions, links, paging).
 
 Isthmus serves microversion 2.1 exactly (see compute_common).
 
@@ -41,9 +43,10 @@ from isthmus.api.compute.common import (
 from isthmus.api.compute.create import parse_boot_request
 from isthmus.api.compute.listing import list_servers_page
 from isthmus.api.compute.validation import validate_access_ip, validate_metadata
-from isthmus.api.compute.views import ServerState, ServerViews, interface
+from isthmus.api.compute.views import ServerViews, interface
 from isthmus.api.context import RequestContext, get_context
-from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.errors import BadRequest, NotFound
+from isthmus.intent import server_actions
 from isthmus.intent import servers as intent_servers
 from isthmus.store import repo
 from isthmus.store.tables import Resource
@@ -110,28 +113,6 @@ def get_server(
         project_id=ctx.visible_project(),
         include_deleting=include_deleting,
     )
-
-
-def check_state(
-    server: Resource,
-    state: ServerState,
-    action: str,
-    vm_states: tuple[str, ...],
-    task_states: tuple[str | None, ...] = (None,),
-) -> None:
-    """409 unless the server's vm_state and task_state allow `action` (as Nova)."""
-    if state.vm_state not in vm_states:
-        raise Conflict(
-            f"Cannot '{action}' instance {server.id} while it is in vm_state {state.vm_state}"
-        )
-    if state.task_state not in task_states:
-        raise Conflict(
-            f"Cannot '{action}' instance {server.id} while it is in task_state {state.task_state}"
-        )
-
-
-def state_of(session: Session, server: Resource) -> ServerState:
-    return ServerViews(session, [server]).state(server)
 
 
 def _show(request: Request, ctx: RequestContext, session: Session, server: Resource) -> Any:
@@ -222,12 +203,7 @@ def update_server(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
-        if server.deleting:
-            raise Conflict(
-                f"Cannot 'update' instance {server.id} while it is in task_state deleting"
-            )
-        if fields or spec:
-            repo.change(session, server, spec=spec, **fields)
+        server_actions.update_server(session, server, fields=fields, spec=spec)
         answer = {"server": ServerViews(session, [server]).detail(request, ctx, server, False)}
     service.wake()
     return answer
@@ -279,36 +255,12 @@ def server_action(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
-        state = state_of(session, server)
         if action == "os-start":
-            check_state(server, state, "start", ("stopped",))
-            repo.change(session, server, spec={"power_on": True})
+            server_actions.start_server(session, server)
         elif action == "os-stop":
-            check_state(server, state, "stop", ("active", "error"))
-            repo.change(session, server, spec={"power_on": False})
+            server_actions.stop_server(session, server)
         else:
-            reboot_type = _reboot_type(value)
-            if reboot_type == "SOFT":
-                check_state(server, state, "reboot", ("active",))
-            else:
-                check_state(
-                    server,
-                    state,
-                    "reboot",
-                    ("active", "stopped", "error"),
-                    (None, "rebooting", "powering-on", "powering-off"),
-                )
-            spec = server.spec
-            repo.change(
-                session,
-                server,
-                spec={
-                    "power_on": True,
-                    "reboot_count": int(spec.get("reboot_count", 0)) + 1,
-                    "reboot_type": reboot_type,
-                    "reboot_generation": server.generation + 1,
-                },
-            )
+            server_actions.reboot_server(session, server, _reboot_type(value))
     service.wake()
     return Response(status_code=202)
 
@@ -327,9 +279,9 @@ def _change_metadata(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
-        check_state(server, state_of(session, server), action, ("active", "stopped"))
-        metadata = validate_metadata(compute(dict(server.spec.get("metadata") or {})))
-        repo.change(session, server, spec={"metadata": metadata})
+        metadata = server_actions.change_metadata(
+            session, server, action, lambda current: validate_metadata(compute(current))
+        )
     service.wake()
     return metadata
 

@@ -2,7 +2,9 @@
 power_state derived from intent and the site's binding, and the server body
 (addresses from its ports, attached volumes, flavor and image references).
 
-State rules (status is what the engine last observed in the server's site):
+State rules (status is what the engine last observed in the server's site;
+`server_state` in intent/server_actions.py, which also decides the actions a
+state allows):
 - status BUILD: vm_state building, task_state scheduling until a site holds the
   server, then spawning; ERROR: vm_state error plus a `fault` from
   `observed["fault"]`; SHUTOFF: stopped; ACTIVE and REBOOT: active.
@@ -35,51 +37,11 @@ from sqlalchemy.orm import Session, aliased
 from isthmus.api.catalog import base_url_of
 from isthmus.api.compute.common import bookmark, links
 from isthmus.api.context import RequestContext
+from isthmus.intent.server_actions import ServerState, server_state
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource
 
-VM_STATES = {
-    "BUILD": "building",
-    "ACTIVE": "active",
-    "REBOOT": "active",
-    "HARD_REBOOT": "active",
-    "SHUTOFF": "stopped",
-    "ERROR": "error",
-}
-POWER_STATES = {"ACTIVE": 1, "REBOOT": 1, "HARD_REBOOT": 1, "SHUTOFF": 4}
 RUNNING_STATUSES = ("ACTIVE", "SHUTOFF", "REBOOT", "HARD_REBOOT")
-
-
-@dataclass(frozen=True)
-class ServerState:
-    status: str
-    vm_state: str
-    task_state: str | None
-    power_state: int
-
-
-def server_state(server: Resource, binding: Binding | None) -> ServerState:
-    """Nova's four state fields of `server`, given its binding in its site."""
-    status = server.status or "BUILD"
-    spec = server.spec
-    hard = spec.get("reboot_type") == "HARD"
-    task: str | None = None
-    applied = binding.applied_generation if binding is not None else 0
-    if status == "BUILD":
-        task = "scheduling" if binding is None else "spawning"
-    elif status == "REBOOT":
-        status, task = ("HARD_REBOOT", "rebooting_hard") if hard else ("REBOOT", "rebooting")
-    elif status in ("ACTIVE", "SHUTOFF"):
-        if int(spec.get("reboot_generation", 0)) > applied:
-            status, task = ("HARD_REBOOT", "rebooting_hard") if hard else ("REBOOT", "rebooting")
-        elif status == "ACTIVE" and not spec.get("power_on", True):
-            task = "powering-off"
-        elif status == "SHUTOFF" and spec.get("power_on", True):
-            task = "powering-on"
-    if server.deleting:
-        task = "deleting"
-    vm_state = VM_STATES.get(status, status.lower())
-    return ServerState(status, vm_state, task, POWER_STATES.get(status, 0))
 
 
 def launched_format(moment: datetime | None) -> str | None:

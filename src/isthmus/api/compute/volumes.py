@@ -7,28 +7,24 @@ sets `device_id`, the `device` path and status `attaching`; detaching clears
 them and sets `detaching`. The engine then realises the change in the site and
 the volume becomes `in-use` / `available`. As with Nova's
 `cross_az_attach = False`, a volume attaches only to a server in its own zone.
+This module parses and answers; the checks and writes are
+intent/server_actions.py's (`attach_volume`, `detach_volume`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from isthmus.api.compute.common import compute_router, require_object
-from isthmus.api.compute.servers import check_state, get_server, state_of
+from isthmus.api.compute.servers import get_server
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, NotFound
-from isthmus.store import repo
+from isthmus.intent import server_actions
 from isthmus.store.tables import Resource
 
 router = compute_router()
-
-DEVICE = re.compile(r"^/dev/[a-z]*d([a-z]+)$")
-ATTACH_STATES = ("active", "stopped")
 
 
 def _service(request: Request) -> Any:
@@ -44,33 +40,6 @@ def _attachment(server_id: str, volume: Resource) -> dict[str, Any]:
     }
 
 
-def _attached(session: Session, server_id: str) -> list[Resource]:
-    return list(
-        session.scalars(
-            select(Resource)
-            .where(
-                Resource.kind == "volume",
-                Resource.device_id == server_id,
-                Resource.deleting.is_(False),
-            )
-            .order_by(Resource.updated_at, Resource.id)
-        )
-    )
-
-
-def _next_device(used: set[str], requested: Any) -> str:
-    """The requested device if it is a free /dev/?d? path, else the next free
-    /dev/vdX after the root disk vda."""
-    if isinstance(requested, str) and requested and DEVICE.match(requested):
-        if requested not in used:
-            return requested
-    for letter in "bcdefghijklmnopqrstuvwxyz":
-        device = f"/dev/vd{letter}"
-        if device not in used:
-            return device
-    raise BadRequest("The server has no free device name left for another volume.")
-
-
 @router.get("/v2.1/servers/{server_id}/os-volume_attachments")
 def list_attachments(
     request: Request, server_id: str, ctx: RequestContext = Depends(get_context)
@@ -78,7 +47,9 @@ def list_attachments(
     with _service(request).db.read() as session:
         server = get_server(session, ctx, server_id)
         return {
-            "volumeAttachments": [_attachment(server.id, v) for v in _attached(session, server.id)]
+            "volumeAttachments": [
+                _attachment(server.id, v) for v in server_actions.attached(session, server.id)
+            ]
         }
 
 
@@ -88,7 +59,7 @@ def show_attachment(
 ) -> dict[str, Any]:
     with _service(request).db.read() as session:
         server = get_server(session, ctx, server_id)
-        for volume in _attached(session, server.id):
+        for volume in server_actions.attached(session, server.id):
             if volume.id == volume_id:
                 return {"volumeAttachment": _attachment(server.id, volume)}
         raise NotFound(f"Volume {volume_id} is not attached to server {server.id}.")
@@ -111,35 +82,12 @@ def attach_volume(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
-        check_state(server, state_of(session, server), "attach_volume", ATTACH_STATES)
-        volume = session.get(Resource, volume_id)
-        if (
-            volume is None
-            or volume.kind != "volume"
-            or volume.deleting
-            or (not ctx.is_admin and volume.project_id != ctx.project_id)
-        ):
-            raise NotFound(f"Volume {volume_id} could not be found.")
-        if volume.status != "available" or volume.device_id:
-            raise BadRequest(
-                f"Invalid volume: volume {volume_id} status must be 'available', it is"
-                f" '{volume.status}'."
-            )
-        if volume.site != server.site:
-            raise BadRequest(
-                f"Invalid volume: volume {volume_id} is in availability zone {volume.site} and"
-                f" server {server.id} in availability zone {server.site}; a volume attaches only"
-                " to a server in the same zone."
-            )
-        used = {"/dev/vda"} | {str(v.spec.get("device")) for v in _attached(session, server.id)}
-        device = _next_device(used, ref.get("device"))
-        repo.change(
+        volume = server_actions.attach_volume(
             session,
-            volume,
-            sites=[volume.site] if volume.site else [],
-            device_id=server.id,
-            status="attaching",
-            spec={"device": device, "attached_at": repo.isoformat(repo.utcnow())},
+            server,
+            volume_id,
+            ref.get("device"),
+            project_id=None if ctx.is_admin else ctx.project_id,
         )
         answer = {"volumeAttachment": _attachment(server.id, volume)}
     service.wake()
@@ -158,17 +106,6 @@ def detach_volume(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
-        volume = next((v for v in _attached(session, server.id) if v.id == volume_id), None)
-        if volume is None:
-            raise NotFound(f"Volume {volume_id} is not attached to server {server.id}.")
-        check_state(server, state_of(session, server), "detach_volume", ATTACH_STATES)
-        repo.change(
-            session,
-            volume,
-            sites=[volume.site] if volume.site else [],
-            device_id=None,
-            status="detaching",
-            spec={"device": None, "attached_at": None},
-        )
+        server_actions.detach_volume(session, server, volume_id)
     service.wake()
     return Response(status_code=202)
