@@ -298,6 +298,11 @@ def test_openstack_cli_trusts_and_keystoneauth_trust_auth(live_cloud: Cloud) -> 
     assert created["id"] in [t["ID"] for t in listed]
     shown = openstack_json(["trust", "show", created["id"]], yaml_path, "isthmus")
     assert shown["trustee_user_id"] == created["trustee_user_id"]
+    # the trustee sees it too, through its own filter
+    mine = openstack_json(["trust", "list", "--auth-user"], yaml_path, "isthmus-demo")
+    assert [t["ID"] for t in mine] == [created["id"]]
+    as_trustee = openstack_json(["trust", "show", created["id"]], yaml_path, "isthmus-demo")
+    assert as_trustee["trustor_user_id"] == created["trustor_user_id"]
 
     from keystoneauth1 import session as ks_session
     from keystoneauth1.identity import v3
