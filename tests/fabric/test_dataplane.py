@@ -21,9 +21,9 @@ import pytest
 
 from isthmus.fabric import capability
 from isthmus.fabric.dataplane import NETNS_DIR, EmbeddedFabric, nsexec
+from isthmus.intent import servers
 from isthmus.service import Service
-from isthmus.store import identity, ports, repo
-from isthmus.store.placement import place, server_need
+from isthmus.store import identity, repo
 from isthmus.store.tables import Resource
 from tests.fixtures.isthmus_process import ISTHMUS, clean_env
 from tests.support import Cloud, add_network, add_server, make_service, project_id, serve_in_thread
@@ -106,33 +106,21 @@ def fabric(tmp_path: Path) -> Iterator[Fabric]:
 
 
 def _server_in_group(service: Service, project: str, network_id: str, group: str, az: str) -> str:
-    """A server whose one port is in `group` only (not in the default group)."""
+    """A server whose one port is in `group` only (not in the default group),
+    booted by the intent function the Compute API uses."""
     with service.db.session() as session:
-        spec = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1, "image_id": None, "power_on": True}
-        site = place(session, server_need(spec), az)
-        server = repo.add(
-            session,
-            "server",
-            project_id=project,
-            name="outsider",
-            status="BUILD",
-            site=site,
-            spec=spec,
-        )
         net = session.get(Resource, network_id)
         assert net is not None
-        ports.create_port(
+        server = servers.add_server(
             session,
-            net,
             project_id=project,
-            device_id=server.id,
-            device_owner=f"compute:{site}",
-            site=site,
-            security_groups=[group],
+            name="outsider",
+            need={"vcpus": 1, "ram_mb": 512, "disk_gb": 1},
+            spec={"image_id": None, "power_on": True},
+            availability_zone=az,
+            nics=[servers.Nic(net)],
+            group_ids=[group],
         )
-        from isthmus.store.work import enqueue
-
-        enqueue(session, server.id, "server", site)
         return server.id
 
 
@@ -245,9 +233,7 @@ def test_three_sites_one_segment_isolation_and_security_groups(fabric: Fabric) -
     with service.db.session() as session:
         row = session.get(Resource, outsider)
         assert row is not None
-        repo.mark_deleting(session, row)
-        for port in session.query(Resource).filter_by(kind="port", device_id=outsider):
-            repo.mark_deleting(session, port)
+        servers.delete_server(session, row)
     fabric.settle()
     assert not (NETNS_DIR / fabric.namespace(outsider)).exists()
     assert os.path.isdir(NETNS_DIR)
