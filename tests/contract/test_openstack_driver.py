@@ -13,8 +13,8 @@ ACTIVE and volumes creating -> available), as a real cloud is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,7 @@ from isthmus.sites.openstack.network import single_address_pool
 from tests.contract.driver_contract import DriverContract, Topology, _id, wait_status
 from tests.fixtures.isthmus_process import Running, free_port, start_isthmus
 from tests.fixtures.openstack_site import OpenStackSite
+from tests.waiting import WaitTimeout, wait_for
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -87,16 +88,16 @@ class Target:
             wait_isthmus_idle(self.isthmus, timeout)
             return
         conn = self.connection()
-        deadline = time.monotonic() + timeout
-        left: list[str] = []
-        while time.monotonic() < deadline:
+
+        def emptied() -> bool:
             left = [s.name for s in conn.compute.servers()]
             left += [v.name for v in conn.block_storage.volumes() if v.status == "deleting"]
             left += [s.name for s in conn.block_storage.snapshots() if s.status == "deleting"]
-            if not left:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"the OpenStack site still has {left} after {timeout} s")
+            assert not left, f"the OpenStack site still has {left} after {timeout} s"
+            return True
+
+        what = "the OpenStack site to finish deleting"
+        wait_for(emptied, timeout=timeout, interval=0.2, what=what, ignoring=(AssertionError,))
 
 
 @pytest.fixture(
@@ -165,24 +166,25 @@ def wait_isthmus_idle(lower: Target, timeout: float = 30.0) -> None:
     """Until the site-mode Isthmus has no queued work (deleted objects really gone)."""
     config = OpenStackConfig(config_files=[str(lower.clouds_yaml)], load_envvars=False)
     token = openstack.connection.Connection(config=config.get_one(cloud="isthmus")).auth_token
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def idle() -> bool:
         work = httpx.get(
             f"{lower.url}/isthmus/v1/work", headers={"X-Auth-Token": token}, timeout=10
         ).json()
-        if work["total"] == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the site-mode Isthmus did not go idle: {work}")
+        assert work["total"] == 0, f"the site-mode Isthmus did not go idle: {work}"
+        return True
+
+    what = "the site-mode Isthmus to go idle"
+    wait_for(idle, timeout=timeout, interval=0.1, what=what, ignoring=(AssertionError,))
 
 
 def empty_site(driver: OpenStackDriver, lower: Target) -> None:
     """Delete every Isthmus object in the site, dependents first, and wait for it."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def emptied() -> bool:
         left = driver.inventory()
         if not left:
-            break
+            return True
         by_kind = {kind: [o for o in left if o.kind == kind] for kind in (*DELETE_ORDER, "network")}
         for kind in (*DELETE_ORDER, "network"):
             for observed in by_kind[kind]:
@@ -190,7 +192,10 @@ def empty_site(driver: OpenStackDriver, lower: Target) -> None:
                     driver.delete(kind, observed.isthmus_id)
                 except TemporaryError:
                     pass  # e.g. a network whose ports are still going: next round
-        time.sleep(0.2)
+        return False
+
+    with contextlib.suppress(WaitTimeout):  # the assertion below says it
+        wait_for(emptied, timeout=60, interval=0.2, what="the site to empty")
     assert not driver.inventory(), "the site did not empty"
     lower.wait_idle()
 

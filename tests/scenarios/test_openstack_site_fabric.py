@@ -12,12 +12,10 @@ makes the BGPVPN and places floating IPs at the address Isthmus chose.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from openstack.connection import Connection
@@ -29,6 +27,7 @@ from tests.api.test_network import api, create, make_network
 from tests.api.test_network_l3 import _external
 from tests.fixtures.openstack_site import OpenStackSite
 from tests.support import Cloud
+from tests.waiting import wait_for
 
 pytestmark = [
     # the first test may wait for the site's bring-up (started at collection)
@@ -89,26 +88,18 @@ def stack(tmp_path: Path, openstack_site: OpenStackSite) -> Iterator[Stack]:
         admin.network.delete_network(external, ignore_missing=True)
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_router_floating_ip_and_bgpvpn_land_in_the_site_and_leave_it(stack: Stack) -> None:
     cloud, admin, member = stack.cloud, stack.admin, stack.member
     wait_for(
-        "the site to be up",
         lambda: (
             cloud.client.get(f"/isthmus/v1/sites/{SITE}", headers=cloud.admin).json()["site"][
                 "health"
             ]
             == "up"
         ),
+        timeout=120,
+        interval=0.3,
+        what="the site to be up",
     )
     net, sub = make_network(cloud, cidr="10.60.0.0/24", name="app")
     public, _ = _external(cloud, cidr=PUBLIC_CIDR)
@@ -118,7 +109,12 @@ def test_router_floating_ip_and_bgpvpn_land_in_the_site_and_leave_it(stack: Stac
     gateway = {"router": {"external_gateway_info": {"network_id": public["id"]}}}
     api(cloud, "PUT", f"/routers/{router}", body=gateway, status=200)
     server = boot_ok(cloud, net["id"], "vm", availability_zone=SITE)
-    wait_for("the server ACTIVE", lambda: show(cloud, server)["status"] == "ACTIVE")
+    wait_for(
+        lambda: show(cloud, server)["status"] == "ACTIVE",
+        timeout=120,
+        interval=0.3,
+        what="the server ACTIVE",
+    )
     (port,) = api(cloud, "GET", f"/ports?device_id={server}", status=200)["ports"]
     fip = create(
         cloud, "floatingips", "floatingip", floating_network_id=public["id"], port_id=port["id"]
@@ -163,7 +159,12 @@ def test_router_floating_ip_and_bgpvpn_land_in_the_site_and_leave_it(stack: Stac
     response = cloud.client.delete(f"{V}/servers/{server}", headers=cloud.demo)
     assert response.status_code == 204, response.text
     cloud.wait_idle(timeout=120)
-    wait_for("the server gone from the site", lambda: not list(member.compute.servers()))
+    wait_for(
+        lambda: not list(member.compute.servers()),
+        timeout=120,
+        interval=0.3,
+        what="the server gone from the site",
+    )
     assert not [f for f in member.network.ips() if f.description == f"isthmus-{fip['id']}"]
     assert member.network.find_router(f"isthmus-{router}") is None
     assert list(admin.network.bgpvpns(name=f"isthmus-{net['id']}")) == []

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from openstack.connection import Connection
 from tests.fixtures.isthmus_process import ISTHMUS, Running, clean_env, start_isthmus
 from tests.fixtures.openstack_cli import openstack_json_batch, run_openstack_batch
 from tests.fixtures.openstack_site import OpenStackSite
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.cli,
@@ -72,17 +72,6 @@ class Stack:
     def sites(self) -> dict[str, dict[str, Any]]:
         listed = json.loads(self.cli("site", "list", "--json").stdout)
         return {site["name"]: site for site in listed}
-
-
-def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = ready()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -150,17 +139,27 @@ def test_cli_journey_lands_in_the_real_site_and_leaves_it(stack: Stack, tmp_path
     network, subnet, port, image, volume, server = made
     conn = stack.isthmus_conn()
     wait_for(
-        "server ACTIVE at Isthmus", lambda: conn.compute.get_server(server["id"]).status == "ACTIVE"
+        lambda: conn.compute.get_server(server["id"]).status == "ACTIVE",
+        timeout=120,
+        interval=0.5,
+        what="server ACTIVE at Isthmus",
     )
     wait_for(
-        "volume available at Isthmus",
         lambda: conn.block_storage.get_volume(volume["id"]).status == "available",
+        timeout=120,
+        interval=0.5,
+        what="volume available at Isthmus",
     )
     assert conn.compute.get_server(server["id"]).availability_zone == SITE
 
     site = stack.site.connection()
     at_site = {
-        kind: wait_for(f"{kind} in the site", lambda k=kind, i=obj["id"]: site_object(site, k, i))
+        kind: wait_for(
+            lambda k=kind, i=obj["id"]: site_object(site, k, i),
+            timeout=120,
+            interval=0.5,
+            what=f"{kind} in the site",
+        )
         for kind, obj in (
             ("network", network),
             ("subnet", subnet),
@@ -200,8 +199,10 @@ def test_cli_journey_lands_in_the_real_site_and_leaves_it(stack: Stack, tmp_path
         ("network", network),
     ):
         wait_for(
-            f"{kind} gone from the site",
             lambda k=kind, i=obj["id"]: site_object(site, k, i) is None,
+            timeout=120,
+            interval=0.5,
+            what=f"{kind} gone from the site",
         )
 
 
@@ -262,7 +263,7 @@ def test_outage_of_nova_and_neutron_mid_create_converges_without_duplicates(
         ports = [p for p in site.network.ports() if (p.name or "").startswith("isthmus-")]
         return all(p.status == "ACTIVE" for p in ports if p.device_id)
 
-    wait_for("ports of accepted builds bound", bound, 60)
+    wait_for(bound, timeout=60, interval=0.5, what="ports of accepted builds bound")
     stack.site.kill("neutron-server")
     later = [boot(conn, f"os-{i}", SITE, image.id, network.id) for i in range(3, 5)]
     later.append(boot(conn, "emb-1", EMBEDDED, image.id, network.id))
@@ -271,12 +272,19 @@ def test_outage_of_nova_and_neutron_mid_create_converges_without_duplicates(
     embedded = [s for s in ours if s not in in_site]
     assert len(in_site) == 5 and len(embedded) == 2
 
-    wait_for("the site shown down", lambda: stack.sites()[SITE]["health"] == "down", 60)
+    wait_for(
+        lambda: stack.sites()[SITE]["health"] == "down",
+        timeout=60,
+        interval=0.5,
+        what="the site shown down",
+    )
     listed = isthmus_servers(conn)  # the API still answers, from its store
     assert set(ours) <= set(listed)
     wait_for(
-        "embedded servers ACTIVE",
         lambda: all(isthmus_servers(conn)[s]["status"] == "ACTIVE" for s in embedded),
+        timeout=120,
+        interval=0.5,
+        what="embedded servers ACTIVE",
     )
     waiting = [s for s in in_site if isthmus_servers(conn)[s]["status"] == "BUILD"]
     assert set(later) & set(in_site) <= set(waiting)  # asked for while the site was down
@@ -286,11 +294,17 @@ def test_outage_of_nova_and_neutron_mid_create_converges_without_duplicates(
 
     for service in ("neutron-server", "nova-api"):
         stack.site.restart(service)
-    wait_for("the site back up", lambda: stack.sites()[SITE]["health"] == "up", 120)
     wait_for(
-        "every server ACTIVE",
+        lambda: stack.sites()[SITE]["health"] == "up",
+        timeout=120,
+        interval=0.5,
+        what="the site back up",
+    )
+    wait_for(
         lambda: all(s["status"] == "ACTIVE" for i, s in isthmus_servers(conn).items() if i in ours),
-        180,
+        timeout=180,
+        interval=0.5,
+        what="every server ACTIVE",
     )
     made = [s for s in site.compute.servers() if (s.name or "").startswith("isthmus-")]
     names = sorted(s.name for s in made)
@@ -299,8 +313,18 @@ def test_outage_of_nova_and_neutron_mid_create_converges_without_duplicates(
 
     for server in ours:
         conn.compute.delete_server(server)
-    wait_for("servers gone from the site", lambda: not list(site.compute.servers()), 120)
-    wait_for("servers gone from Isthmus", lambda: not set(ours) & set(isthmus_servers(conn)))
+    wait_for(
+        lambda: not list(site.compute.servers()),
+        timeout=120,
+        interval=0.5,
+        what="servers gone from the site",
+    )
+    wait_for(
+        lambda: not set(ours) & set(isthmus_servers(conn)),
+        timeout=120,
+        interval=0.5,
+        what="servers gone from Isthmus",
+    )
     conn.network.delete_network(network)
     conn.image.delete_image(image)
 
