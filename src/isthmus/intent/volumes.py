@@ -7,7 +7,10 @@ next to the server rule in model/placement.py; volumes claim no capacity). Each
 create checks quotas (413), adds the intent as "creating" and enqueues its work in
 the caller's transaction; the engine makes it in the site. Extend checks the
 volume's state and the gigabytes quota; deletes check what depends on the volume or
-snapshot (Cinder's 400s) and tombstone it (`repo.mark_deleting`).
+snapshot (Cinder's 400s) and tombstone it (`repo.mark_deleting`). Updates, the
+admin's status reset, bootable and metadata changes of a volume or snapshot are
+written here too (`update`, `reset_status`, `set_bootable`, `set_metadata`,
+`delete_metadata_item`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.errors import BadRequest
+from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import Caller
 from isthmus.store import quotas, repo
 from isthmus.store.placement import volume_site
@@ -202,3 +205,43 @@ def delete_snapshot(session: Session, snapshot: Resource, force: bool) -> None:
             " delete them first."
         )
     repo.mark_deleting(session, snapshot)
+
+
+# -- changes a volume or snapshot shares ---------------------------------------------------------
+
+
+def update(
+    session: Session, resource: Resource, *, fields: dict[str, Any], spec: dict[str, Any]
+) -> Resource:
+    """Apply a checked update of a volume or snapshot (name, description, metadata)."""
+    return repo.change(session, resource, spec=spec, **fields)
+
+
+def reset_status(resource: Resource, status: str) -> None:
+    """An admin says what a volume's or snapshot's status is: only the status
+    changes (no new generation, nothing for the site to do)."""
+    resource.status = status
+    resource.updated_at = repo.utcnow()
+
+
+def set_bootable(session: Session, volume: Resource, bootable: bool) -> None:
+    repo.change(session, volume, spec={"bootable": bootable})
+
+
+def set_metadata(
+    session: Session, resource: Resource, values: dict[str, str], *, replace: bool
+) -> dict[str, str]:
+    """Merge `values` into a volume's or snapshot's metadata (or replace it);
+    returns the new metadata."""
+    merged = values if replace else {**(resource.spec.get("metadata") or {}), **values}
+    repo.change(session, resource, spec={"metadata": merged})
+    return merged
+
+
+def delete_metadata_item(session: Session, resource: Resource, key: str) -> None:
+    """Remove one metadata key (404 when it is not there)."""
+    values = dict(resource.spec.get("metadata") or {})
+    if key not in values:
+        raise NotFound(f"Metadata item {key} was not found.")
+    del values[key]
+    repo.change(session, resource, spec={"metadata": values})

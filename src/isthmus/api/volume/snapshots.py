@@ -26,7 +26,7 @@ from isthmus.api.volume.common import (
     service_of,
     text,
 )
-from isthmus.errors import BadRequest, NotFound
+from isthmus.errors import BadRequest
 from isthmus.intent import volumes as intent_volumes
 from isthmus.store import repo
 from isthmus.store.tables import Resource
@@ -155,7 +155,7 @@ def update_snapshot(
     service = service_of(request)
     with service.db.session() as session:
         snapshot = _get(session, ctx, snapshot_id)
-        repo.change(session, snapshot, spec=spec, **fields)
+        intent_volumes.update(session, snapshot, fields=fields, spec=spec)
         answer = snapshot_body(request, snapshot)
     service.wake()
     return {"snapshot": answer}
@@ -197,8 +197,7 @@ def snapshot_action(
         if action == "os-force_delete":
             intent_volumes.delete_snapshot(session, snapshot, force=True)
         else:
-            snapshot.status = str(status)  # one of STATUSES, checked above
-            snapshot.updated_at = repo.utcnow()
+            intent_volumes.reset_status(snapshot, str(status))  # one of STATUSES, checked above
     service.wake()
     return Response(status_code=202)
 
@@ -220,9 +219,9 @@ def _set_metadata(
     ctx.require_member("volume:update_snapshot_metadata")
     values = metadata(body.get("metadata") if isinstance(body, dict) else None)
     with service_of(request).db.session() as session:
-        snapshot = _get(session, ctx, snapshot_id)
-        merged = values if replace else {**(snapshot.spec.get("metadata") or {}), **values}
-        repo.change(session, snapshot, spec={"metadata": merged})
+        merged = intent_volumes.set_metadata(
+            session, _get(session, ctx, snapshot_id), values, replace=replace
+        )
     return {"metadata": merged}
 
 
@@ -252,10 +251,5 @@ def delete_snapshot_metadata_item(
 ) -> Response:
     ctx.require_member("volume:delete_snapshot_metadata")
     with service_of(request).db.session() as session:
-        snapshot = _get(session, ctx, snapshot_id)
-        values = dict(snapshot.spec.get("metadata") or {})
-        if key not in values:
-            raise NotFound(f"Metadata item {key} was not found.")
-        del values[key]
-        repo.change(session, snapshot, spec={"metadata": values})
+        intent_volumes.delete_metadata_item(session, _get(session, ctx, snapshot_id), key)
     return Response(status_code=200)

@@ -311,7 +311,7 @@ def update_volume(
     service = service_of(request)
     with service.db.session() as session:
         volume = _get(session, ctx, volume_id)
-        repo.change(session, volume, spec=spec, **fields)
+        intent_volumes.update(session, volume, fields=fields, spec=spec)
         answer = volume_body(request, volume, ctx.is_admin, type_names(session), extended=False)
     service.wake()
     return {"volume": answer}
@@ -375,8 +375,7 @@ def _reset_status(session: Session, ctx: RequestContext, volume: Resource, args:
     status = args.get("status") if isinstance(args, dict) else None
     if status not in RESETTABLE:
         raise BadRequest(f"Invalid input received: status must be one of {', '.join(RESETTABLE)}.")
-    volume.status = status
-    volume.updated_at = repo.utcnow()
+    intent_volumes.reset_status(volume, status)
 
 
 def _force_delete(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
@@ -387,7 +386,7 @@ def _force_delete(session: Session, ctx: RequestContext, volume: Resource, args:
 def _set_bootable(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
     if not isinstance(args, dict) or "bootable" not in args:
         raise BadRequest("Invalid input received: os-set_bootable needs bootable.")
-    repo.change(session, volume, spec={"bootable": flag(args["bootable"], "bootable")})
+    intent_volumes.set_bootable(session, volume, flag(args["bootable"], "bootable"))
 
 
 # -- volume metadata ----------------------------------------------------------------------------
@@ -407,9 +406,9 @@ def _set_metadata(
     ctx.require_member("volume:update_volume_metadata")
     service = service_of(request)
     with service.db.session() as session:
-        volume = _get(session, ctx, volume_id)
-        merged = values if replace else {**(volume.spec.get("metadata") or {}), **values}
-        repo.change(session, volume, spec={"metadata": merged})
+        merged = intent_volumes.set_metadata(
+            session, _get(session, ctx, volume_id), values, replace=replace
+        )
     return merged
 
 
@@ -468,12 +467,7 @@ def delete_metadata_item(
     ctx.require_member("volume:delete_volume_metadata")
     service = service_of(request)
     with service.db.session() as session:
-        volume = _get(session, ctx, volume_id)
-        values = dict(volume.spec.get("metadata") or {})
-        if key not in values:
-            raise NotFound(f"Metadata item {key} was not found.")
-        del values[key]
-        repo.change(session, volume, spec={"metadata": values})
+        intent_volumes.delete_metadata_item(session, _get(session, ctx, volume_id), key)
     return Response(status_code=200)
 
 
