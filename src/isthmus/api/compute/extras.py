@@ -5,6 +5,7 @@ availability zones.
   in service.py); a server keeps a copy of its flavor, so deleting one does not
   change existing servers. Creating, deleting and changing flavors is admin-only;
   a private flavor is visible to admins and to the projects on its access list.
+  The writes and the checks that need the store are intent/flavors.py's.
 - Each site is one availability zone; a zone is available when its site is
   enabled and not down. The detail view (admin) names the site as the zone's host.
 """
@@ -29,7 +30,8 @@ from isthmus.api.compute.common import (
     require_object,
 )
 from isthmus.api.context import RequestContext, get_context
-from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.errors import BadRequest, NotFound
+from isthmus.intent import flavors as intent_flavors
 from isthmus.store import repo
 from isthmus.store.tables import Resource, Site
 
@@ -186,24 +188,7 @@ def create_flavor(
     except (TypeError, ValueError):
         raise BadRequest("Invalid input for field/attribute rxtx_factor.") from None
     with _service(request).db.session() as session:
-        if session.get(Resource, flavor_id) is not None:
-            raise Conflict(f"Flavor with ID {flavor_id} already exists.")
-        same_name = session.scalar(
-            select(Resource.id).where(
-                Resource.kind == "flavor", Resource.name == name, Resource.deleting.is_(False)
-            )
-        )
-        if same_name is not None:
-            raise Conflict(f"Flavor with name {name} already exists.")
-        flavor = repo.add(
-            session,
-            "flavor",
-            project_id=None,
-            name=name,
-            status="ACTIVE",
-            resource_id=flavor_id,
-            spec=spec,
-        )
+        flavor = intent_flavors.add_flavor(session, flavor_id, name, spec)
         return {"flavor": _flavor(request, flavor)}
 
 
@@ -213,7 +198,7 @@ def delete_flavor(
 ) -> Response:
     ctx.require_admin("os_compute_api:os-flavor-manage:delete")
     with _service(request).db.session() as session:
-        repo.mark_deleting(session, get_flavor(session, ctx, flavor_id))
+        intent_flavors.delete_flavor(session, get_flavor(session, ctx, flavor_id))
     return Response(status_code=202)
 
 
@@ -257,16 +242,7 @@ def _update_extra_specs(
 ) -> None:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:update")
     with _service(request).db.session() as session:
-        flavor = get_flavor(session, ctx, flavor_id)
-        specs = dict(flavor.spec.get("extra_specs") or {})
-        for key, value in update.items():
-            if value is None:
-                if key not in specs:
-                    raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key}.")
-                specs.pop(key)
-            else:
-                specs[key] = value
-        repo.change(session, flavor, spec={"extra_specs": specs})
+        intent_flavors.update_extra_specs(session, get_flavor(session, ctx, flavor_id), update)
 
 
 @router.post("/v2.1/flavors/{flavor_id}/os-extra_specs")
@@ -342,21 +318,7 @@ def flavor_action(
         raise BadRequest(f"Invalid input for field/attribute {action}: 'tenant' is required.")
     with _service(request).db.session() as session:
         flavor = get_flavor(session, ctx, flavor_id)
-        if flavor.spec.get("is_public", True):
-            raise Conflict("Can not add access to a public flavor.")
-        projects = list(flavor.spec.get("projects") or [])
-        if action == "addTenantAccess":
-            if tenant in projects:
-                raise Conflict(
-                    f"Flavor access already exists for flavor {flavor_id} and project {tenant}"
-                    " combination."
-                )
-            projects.append(tenant)
-        else:
-            if tenant not in projects:
-                raise NotFound(f"Flavor access not found for {flavor_id} / {tenant} combination.")
-            projects.remove(tenant)
-        repo.change(session, flavor, spec={"projects": projects})
+        intent_flavors.change_access(session, flavor, tenant, add=action == "addTenantAccess")
         return _access(flavor)
 
 

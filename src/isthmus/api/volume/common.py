@@ -21,9 +21,10 @@ from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.listing import Page
 from isthmus.errors import BadRequest, NotFound
+from isthmus.intent import volume_types
 from isthmus.store.tables import Resource, Site
 
-DEFAULT_VOLUME_TYPE = "__DEFAULT__"  # Cinder's default volume type (seeded by isthmus/service.py)
+DEFAULT_VOLUME_TYPE = volume_types.DEFAULT_VOLUME_TYPE  # seeded by isthmus/service.py
 
 # the one microversion served: plain v3.0 (see versions in api/volume/volumes.py)
 MAX_MICROVERSION = "3.0"
@@ -220,16 +221,7 @@ def default_type(session: Session) -> Resource:
     return found
 
 
-def find_type(session: Session, ref: str) -> Resource | None:
-    """A volume type by id or name (None when there is none)."""
-    found = session.get(Resource, ref)
-    if found is not None and found.kind == "volume_type" and not found.deleting:
-        return found
-    return session.scalar(
-        select(Resource).where(
-            Resource.kind == "volume_type", Resource.name == ref, Resource.deleting.is_(False)
-        )
-    )
+find_type = volume_types.find_type  # by id or name (intent/volume_types.py)
 
 
 # -- sites -----------------------------------------------------------------------------------------

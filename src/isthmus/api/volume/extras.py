@@ -3,7 +3,8 @@
 
 Volume types are `Resource` rows of kind "volume_type" (no project, no site);
 the default one, "__DEFAULT__", is seeded by the service bootstrap. Only admins
-create, change and delete types; members see the public ones. Availability zones
+create, change and delete types (the writes and their checks are
+intent/volume_types.py's); members see the public ones. Availability zones
 are the sites. Quotas are the global per-project ones of store/quotas.py
 (volumes, gigabytes, snapshots); backups and groups are not offered (limit 0).
 """
@@ -13,12 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.volume.common import (
-    DEFAULT_VOLUME_TYPE,
     default_type,
     entity,
     find_type,
@@ -28,8 +28,9 @@ from isthmus.api.volume.common import (
     text,
     zones,
 )
-from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
-from isthmus.store import quotas, repo
+from isthmus.errors import BadRequest, Forbidden, NotFound
+from isthmus.intent import volume_types as intent_volume_types
+from isthmus.store import quotas
 from isthmus.store.tables import Project, Quota, Resource
 
 VOLUME_QUOTAS = ("volumes", "gigabytes", "snapshots")
@@ -109,11 +110,7 @@ def create_type(
         "extra_specs": _extra_specs(ref.get("extra_specs")),
     }
     with service_of(request).db.session() as session:
-        if find_type(session, name) is not None:
-            raise Conflict(f"Volume Type {name} already exists.")
-        created = repo.add(
-            session, "volume_type", project_id=None, name=name, status="available", spec=spec
-        )
+        created = intent_volume_types.add_type(session, name, spec)
         return {"volume_type": type_body(created)}
 
 
@@ -133,18 +130,14 @@ def update_type(
             name = (text(ref, "name") or "").strip()
             if not name:
                 raise BadRequest("Invalid input received: a volume type name cannot be empty.")
-            if name != volume_type.name:
-                if volume_type.name == DEFAULT_VOLUME_TYPE:
-                    raise BadRequest("The default volume type cannot be renamed.")
-                if find_type(session, name) is not None:
-                    raise Conflict(f"Volume Type {name} already exists.")
+            intent_volume_types.check_rename(session, volume_type, name)
             fields["name"] = name
         spec: dict[str, Any] = {
             "is_public": _is_public(ref, volume_type.spec.get("is_public", True))
         }
         if "description" in ref:
             spec["description"] = text(ref, "description")
-        repo.change(session, volume_type, spec=spec, **fields)
+        intent_volume_types.update_type(session, volume_type, fields=fields, spec=spec)
         return {"volume_type": type_body(volume_type)}
 
 
@@ -154,18 +147,7 @@ def delete_type(
 ) -> Response:
     ctx.require_admin("volume_extension:types_manage")
     with service_of(request).db.session() as session:
-        volume_type = _visible_type(session, ctx, type_id)
-        if volume_type.name == DEFAULT_VOLUME_TYPE:
-            raise BadRequest("Default volume type can not be deleted.")
-        in_use = session.scalar(
-            select(Resource.id).where(
-                Resource.kind.in_(("volume", "snapshot")),
-                Resource.spec["volume_type_id"].as_string() == volume_type.id,
-            )
-        )
-        if in_use:
-            raise BadRequest(f"Target volume type is still in use (by {in_use}).")
-        repo.mark_deleting(session, volume_type)
+        intent_volume_types.delete_type(session, _visible_type(session, ctx, type_id))
     return Response(status_code=202)
 
 
@@ -187,9 +169,9 @@ def add_extra_specs(
     ctx.require_admin("volume_extension:types_extra_specs:create")
     values = _extra_specs(body.get("extra_specs") if isinstance(body, dict) else None)
     with service_of(request).db.session() as session:
-        volume_type = _visible_type(session, ctx, type_id)
-        merged = {**(volume_type.spec.get("extra_specs") or {}), **values}
-        repo.change(session, volume_type, spec={"extra_specs": merged})
+        merged = intent_volume_types.merge_extra_specs(
+            session, _visible_type(session, ctx, type_id), values
+        )
     return {"extra_specs": merged}
 
 
@@ -200,11 +182,7 @@ def delete_extra_spec(
     ctx.require_admin("volume_extension:types_extra_specs:delete")
     with service_of(request).db.session() as session:
         volume_type = _visible_type(session, ctx, type_id)
-        values = dict(volume_type.spec.get("extra_specs") or {})
-        if key not in values:
-            raise NotFound(f"Volume Type {type_id} has no extra specs with key {key}.")
-        del values[key]
-        repo.change(session, volume_type, spec={"extra_specs": values})
+        intent_volume_types.delete_extra_spec(session, volume_type, key, type_id)
     return Response(status_code=202)
 
 
