@@ -189,3 +189,22 @@ def test_a_project_without_a_default_group_cannot_get_a_default_port(db: Databas
         # named groups need no default one
         port = ports.create_port(session, net, project_id="p2", security_groups=[])
         assert port.spec["security_groups"] == []
+
+
+def test_the_one_rule_on_whether_an_address_can_be_a_new_ports(db: Database) -> None:
+    """subnet_holding and address_taken: what Nova's early check and Neutron's allocation
+    both ask."""
+    with db.session() as session:
+        net = _network(session, "10.0.0.0/24", "10.0.1.0/24")
+        subnets = ports.subnets_of(session, net.id)
+        first, second = subnets
+        holding = ports.subnet_holding(subnets, ipam.parse_address("10.0.1.7"))
+        assert holding is second
+        assert ports.subnet_holding(subnets, ipam.parse_address("10.9.0.1")) is None
+        port = _port(session, net, fixed_ips=[{"ip_address": "10.0.0.7"}])
+        assert ports.address_taken(session, first, "10.0.0.7") == "allocated"
+        assert ports.address_taken(session, first, "10.0.0.1") == "gateway"
+        assert ports.address_taken(session, first, "10.0.0.8") is None
+        assert ports.address_taken(session, second, "10.0.0.7") is None  # per subnet
+        repo.mark_deleting(session, port)
+        assert ports.address_taken(session, first, "10.0.0.7") is None
