@@ -14,6 +14,7 @@ from isthmus.store import work
 from isthmus.store.db import Database
 from isthmus.store.repo import utcnow
 from isthmus.store.tables import Site, Work
+from tests.waiting import ManualClock
 
 
 def _db_with_item(db_url: str, kind: str = "image") -> tuple[Database, queue.WorkItem]:
@@ -67,11 +68,13 @@ def test_throttled_reporter_writes_the_first_the_final_and_one_per_interval(
     assert _row(db) == (None, None, None) and reporter.writes == 3
 
     # once the interval has passed, the next report is written
-    paced = copy_progress.CopyProgress(db, item.id, interval=0.05)
+    clock = ManualClock()
+    paced = copy_progress.CopyProgress(db, item.id, interval=0.05, clock=clock)
     paced(0, 1000)
+    clock.advance(0.04)
     paced(10, 1000)  # too soon
     assert _row(db)[:2] == (0, 1000)
-    time.sleep(0.06)
+    clock.advance(0.02)
     paced(20, 1000)
     assert _row(db)[:2] == (20, 1000) and paced.writes == 2
     db.dispose()

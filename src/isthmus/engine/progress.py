@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import update
@@ -44,16 +44,18 @@ class CopyProgress:
         db: Database,
         work_id: int,
         interval: float = WRITE_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.work_id = work_id
         self.interval = interval
+        self.clock = clock  # seconds, for the throttle only
         self.writes = 0
         self._last_write: float | None = None
         self._final_written = False
 
     def __call__(self, bytes_done: int, bytes_total: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         final = bytes_total >= 0 and bytes_done >= bytes_total
         if final:
             if self._final_written:
