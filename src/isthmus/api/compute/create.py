@@ -31,6 +31,7 @@ from isthmus.api.compute.validation import (
 from isthmus.api.context import RequestContext
 from isthmus.errors import BadRequest, Conflict
 from isthmus.intent import servers as intent_servers
+from isthmus.intent.keypairs import find_keypair
 from isthmus.intent.servers import BootRequest, Nic
 from isthmus.model import ipam
 from isthmus.store.tables import Resource
@@ -52,15 +53,6 @@ def image_visible(ctx: RequestContext, image: Resource) -> bool:
     return visibility == "shared" and any(
         (m.get("member_id") if isinstance(m, dict) else m) == ctx.project_id for m in members
     )
-
-
-def find_keypair(session: Session, user_id: str, name: str) -> Resource | None:
-    rows = session.scalars(
-        select(Resource).where(
-            Resource.kind == "keypair", Resource.name == name, Resource.deleting.is_(False)
-        )
-    )
-    return next((k for k in rows if k.spec.get("user_id") == user_id), None)
 
 
 def _fixed_ip(session: Session, network: Resource, value: Any) -> str:

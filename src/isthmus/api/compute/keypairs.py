@@ -29,10 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.compute.common import compute_router, require_object
-from isthmus.api.compute.create import find_keypair
 from isthmus.api.context import RequestContext, get_context
-from isthmus.errors import BadRequest, Conflict, NotFound
-from isthmus.store import quotas, repo
+from isthmus.errors import BadRequest, NotFound
+from isthmus.intent import keypairs as intent_keypairs
+from isthmus.intent.keypairs import find_keypair
+from isthmus.store import repo
 from isthmus.store.tables import Resource
 
 router = compute_router()
@@ -198,17 +199,12 @@ def create_keypair(
     public_key = public_key.strip()
     key_type, _ = parse_public_key(public_key)
     with request.app.state.service.db.session() as session:
-        if find_keypair(session, ctx.user_id, name) is not None:
-            raise Conflict(f"Key pair '{name}' already exists.")
-        quotas.check(session, ctx.project_id, {"key_pairs": 1})
-        keypair = repo.add(
+        keypair = intent_keypairs.add_keypair(
             session,
-            "keypair",
             project_id=ctx.project_id,
+            user_id=ctx.user_id,
             name=name,
-            status="ACTIVE",
             spec={
-                "user_id": ctx.user_id,
                 "public_key": public_key,
                 "fingerprint": fingerprint(public_key),
                 "type": "ssh",
@@ -235,5 +231,5 @@ def delete_keypair(
     request: Request, name: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
     with request.app.state.service.db.session() as session:
-        repo.mark_deleting(session, _get_keypair(session, ctx, name))
+        intent_keypairs.delete_keypair(session, _get_keypair(session, ctx, name))
     return Response(status_code=202)
