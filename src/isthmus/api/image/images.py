@@ -8,7 +8,9 @@ its owner (None for the seeded public image). Its data lives in one file,
 sha512 `os_hash_value` and `size`) and never calls a site. The engine copies the
 data to a site only when a server there boots from the image
 (engine/reconcilers._plan_image). Deleting tombstones the row; the data file goes
-when the row is purged (store/repo.purge), i.e. once no site holds a copy.
+when the row is purged (store/repo.purge), i.e. once no site holds a copy. The
+writes and the rules of an image's data (queued -> saving -> active) are
+intent/images.py's.
 
 Who sees what: admin sees every image; a member sees public images and its own
 project's (and community ones when it asks for `visibility=community` or `all`).
@@ -43,7 +45,8 @@ from isthmus.api.image.schemas import (
     images_schema,
     new_image,
 )
-from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota
+from isthmus.errors import BadRequest, Forbidden, NotFound, OverQuota
+from isthmus.intent import images as intent_images
 from isthmus.store import repo
 from isthmus.store.tables import Resource
 
@@ -187,26 +190,14 @@ def create_image(
     ctx.require_member("add_image")
     values = new_image(body, ctx.is_admin, ctx.project_id)
     with _service(request).db.session() as session:
-        if values["id"] and session.get(Resource, values["id"]) is not None:
-            raise Conflict(f"Image with identifier {values['id']} already exists!")
         spec = {key: values[key] for key in BASE if key != "name"}
-        spec.update(
-            size=None,
-            checksum=None,
-            os_hash_algo=None,
-            os_hash_value=None,
-            data_path=None,
-            properties=values["properties"],
-            owner=values["owner"],
-        )
-        image = repo.add(
+        spec.update(properties=values["properties"], owner=values["owner"])
+        image = intent_images.add_image(
             session,
-            "image",
-            project_id=values["owner"],
+            image_id=values["id"],
+            owner=values["owner"],
             name=values["name"] or "",
-            status="queued",
             spec=spec,
-            resource_id=values["id"],
         )
         answer = image_body(image)
     response.headers["Location"] = f"{base_url_of(request)}/image/v2/images/{answer['id']}"
@@ -331,7 +322,7 @@ def update_image(
         updated = apply_patch(current, ops, ctx.is_admin, image.status)
         name = updated.pop("name")
         if updated != current or name != (image.name or None):
-            repo.change(session, image, name=name or "", spec=updated)
+            intent_images.change(session, image, name=name or "", spec=updated)
         return image_body(image)
 
 
@@ -341,10 +332,7 @@ def delete_image(
 ) -> Response:
     service = _service(request)
     with service.db.session() as session:
-        image = _owned(session, ctx, image_id)
-        if image.spec.get("protected"):
-            raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-        repo.mark_deleting(session, image)
+        intent_images.delete_image(session, _owned(session, ctx, image_id))
     service.wake()
     return Response(status_code=204)
 
@@ -366,7 +354,7 @@ def add_tag(
                 ctx.is_admin,
                 image.status,
             )
-            repo.change(session, image, spec={"tags": updated["tags"]})
+            intent_images.change(session, image, spec={"tags": updated["tags"]})
     return Response(status_code=204)
 
 
@@ -375,11 +363,7 @@ def delete_tag(
     request: Request, image_id: str, tag: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
     with _service(request).db.session() as session:
-        image = _owned(session, ctx, image_id)
-        tags = list(image.spec.get("tags") or [])
-        if tag not in tags:
-            raise NotFound(f"Tag {tag} not found on image {image_id}.")
-        repo.change(session, image, spec={"tags": [t for t in tags if t != tag]})
+        intent_images.delete_tag(session, _owned(session, ctx, image_id), tag)
     return Response(status_code=204)
 
 
@@ -388,37 +372,17 @@ def delete_tag(
 
 def _begin_upload(service: Any, ctx: RequestContext, image_id: str) -> None:
     with service.db.session() as session:
-        image = _owned(session, ctx, image_id)
-        if image.status != "queued":
-            raise Conflict(f"Image status transition from {image.status} to saving is not allowed")
-        if not image.spec.get("disk_format") or not image.spec.get("container_format"):
-            raise BadRequest(
-                "Properties disk_format, container_format must be set prior to saving data."
-            )
-        repo.change(session, image, status="saving")
+        intent_images.begin_upload(session, _owned(session, ctx, image_id))
 
 
 def _finish_upload(service: Any, image_id: str, part: Path, stats: dict[str, Any]) -> None:
     with service.db.session() as session:
-        image = session.get(Resource, image_id)
-        if image is None or image.deleting or image.status != "saving":
-            raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
-        target = service.images_dir / image_id
-        part.replace(target)
-        virtual_size = stats["size"] if image.spec.get("disk_format") == "raw" else None
-        repo.change(
-            session,
-            image,
-            status="active",
-            spec={**stats, "virtual_size": virtual_size, "data_path": str(target)},
-        )
+        intent_images.finish_upload(session, image_id, part, service.images_dir / image_id, stats)
 
 
 def _abort_upload(service: Any, image_id: str) -> None:
     with service.db.session() as session:
-        image = session.get(Resource, image_id)
-        if image is not None and not image.deleting and image.status == "saving":
-            repo.change(session, image, status="queued")
+        intent_images.abort_upload(session, image_id)
 
 
 def _absorb(out: BinaryIO, chunk: bytes, hashes: tuple[Any, Any]) -> None:
