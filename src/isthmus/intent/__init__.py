@@ -8,9 +8,19 @@ in the caller's transaction (the handler commits and wakes the engine). Tests an
 benches write intent through the same functions.
 
 - `servers`: server create (the checked `BootRequest`, `boot`, `add_server`) and delete;
-- `volumes`: volume and snapshot create;
+- `server_actions`: Nova's state of a server and the actions it allows (update,
+  start/stop/reboot, metadata, volume attach/detach);
+- `volumes`: volume and snapshot create, extend, delete, update and metadata;
 - `ports`: Neutron port create, update and delete;
-- `floating_ips`: floating IP create and association.
+- `floating_ips`: floating IP create and association;
+- `routers`: routers, their gateways and interfaces;
+- `networks`: networks and subnets (zone hints, VNIs, overlaps, in-use checks);
+- `security_groups`: security groups and rules;
+- `flavors`, `volume_types`, `keypairs`, `images`: the catalogs and key pairs.
+
+Where a check that needs the store sits between checks of the body (Neutron's
+and Nova's order of errors), the API calls the intent check at that point and
+the write after it; each check is still written once, here.
 
 Functions take a `Caller` (who asks: project, user, admin or not) rather than the
 API's request context, so nothing here imports api/.
