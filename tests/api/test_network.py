@@ -131,10 +131,10 @@ def test_versions_resources_and_extensions(cloud: Cloud) -> None:
         "binding",
     }
     assert required <= aliases
-    assert not {"port-security", "extra_dhcp_opt", "ip-substring-filtering"} & aliases
+    assert not {"extra_dhcp_opt", "ip-substring-filtering"} & aliases
     shown = api(cloud, "GET", "/extensions/router", status=200)["extension"]
     assert shown["name"] == "Neutron L3 Router"
-    fails(cloud, "GET", "/extensions/port-security", 404)
+    fails(cloud, "GET", "/extensions/extra_dhcp_opt", 404)
     assert cloud.client.get(f"{N}/networks").status_code == 401
 
 

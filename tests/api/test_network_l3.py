@@ -158,7 +158,14 @@ def test_router_external_gateway(cloud: Cloud) -> None:
         ({"enable_snat": True}, 400),
     ):
         fails(cloud, "PUT", path, status, body={"router": {"external_gateway_info": gateway}})
-    fails(cloud, "PUT", path, 400, body={"router": {"routes": []}})
+    fails(
+        cloud,
+        "PUT",
+        path,
+        400,
+        "InvalidRoutes",
+        body={"router": {"routes": [{"destination": "10.9.0.0/16", "nexthop": "192.0.2.1"}]}},
+    )
     assert snapshot(cloud) == before
 
     fixed = api(

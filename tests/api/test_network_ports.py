@@ -235,7 +235,7 @@ def test_port_fixed_ip_requests_and_errors(cloud: Cloud) -> None:
         ({"mac_address": "zz"}, 400, None),
         ({"security_groups": ["missing"]}, 404, "SecurityGroupNotFound"),
         ({"binding:host_id": "site-a"}, 400, None),
-        ({"port_security_enabled": False}, 400, None),
+        ({"port_security_enabled": "maybe"}, 400, None),
         ({"network_id": "missing"}, 404, "NetworkNotFound"),
     ]
     for extra, status, error_type in bad:

@@ -5,9 +5,15 @@ resolves the references and renders the answers).
   the global IPAM; a port made here has no site until a server takes it);
 - `update_port`: a security group the port leaves is planned again in the sites
   the port is bound in; new fixed IPs are allocated again (an address taken or a
-  gateway is the store's 409, see store/ports.py) and the port's floating IPs on
-  addresses it lost are disassociated; then `repo.change` (which enqueues the
-  port's sites);
+  gateway is the store's 409, see store/ports.py, unless the port is a router
+  interface, which may hold it) and the port's floating IPs on addresses it lost
+  are disassociated; a router interface's router is applied again where it is;
+  then `repo.change` (which enqueues the port's sites);
+- `check_port_security`: ML2's port-security rules, for a create (`current` None)
+  and an update: with port security off, allowed address pairs are 409
+  AddressPairAndPortSecurityRequired, security groups asked for are 400
+  PortSecurityAndIPRequiredForSecurityGroups, and groups the port keeps are 409
+  PortSecurityPortHasSecurityGroup;
 - `delete_port`: floating IPs disassociated, the server using the port planned
   again (it loses a NIC), the port marked deleting.
 """
@@ -19,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from isthmus.errors import BadRequest, Conflict
 from isthmus.store import ports as store_ports
 from isthmus.store import quotas, repo
 from isthmus.store.tables import IpAllocation, Resource
@@ -35,6 +42,39 @@ def create_port(session: Session, network: Resource, *, project_id: str, **field
     takes them), once the project's port quota allows it."""
     quotas.check(session, project_id, {"ports": 1})
     return store_ports.create_port(session, network, project_id=project_id, **fields)
+
+
+def check_port_security(
+    enabled: bool,
+    *,
+    groups: list[str] | None,
+    pairs: list[dict[str, Any]] | None,
+    current: Resource | None = None,
+) -> None:
+    """The port-security rules for a port that will have port security `enabled`:
+    `groups` and `pairs` are the security groups and allowed address pairs the
+    request gives (None: not given), `current` the port being updated."""
+    if enabled:
+        return
+    kept_pairs = (current.spec.get("allowed_address_pairs") if current is not None else None) or []
+    if pairs or (pairs is None and kept_pairs):
+        raise Conflict(
+            "Port Security must be enabled in order to have allowed address pairs on a port.",
+            "AddressPairAndPortSecurityRequired",
+        )
+    if groups:
+        raise BadRequest(
+            "Port security must be enabled and port must have an IP address in order to use"
+            " security groups.",
+            "PortSecurityAndIPRequiredForSecurityGroups",
+        )
+    kept_groups = (current.spec.get("security_groups") if current is not None else None) or []
+    if groups is None and kept_groups:
+        raise Conflict(
+            "Port has security group associated. Cannot disable port security or IP address"
+            " until security group is removed.",
+            "PortSecurityPortHasSecurityGroup",
+        )
 
 
 def update_port(
@@ -59,9 +99,15 @@ def update_port(
         assert network is not None
         session.execute(delete(IpAllocation).where(IpAllocation.port_id == port.id))
         session.flush()
-        fixed = store_ports.allocate_fixed_ips(session, network, port.id, fixed_ips)
+        interface = port.spec.get("device_owner") == store_ports.ROUTER_INTERFACE
+        fixed = store_ports.allocate_fixed_ips(
+            session, network, port.id, fixed_ips, gateway_ok=interface
+        )
         spec["fixed_ips"] = fixed
         disassociate_floating_ips(session, port, {f["ip_address"] for f in fixed})
+        if interface and port.device_id:
+            for site in repo.bound_sites(session, port.device_id):
+                enqueue(session, port.device_id, "router", site)
     return repo.change(session, port, spec=spec, **fields)
 
 

@@ -19,7 +19,14 @@ quota by intent/ports.create_port.
 - `check_quota` (413) then `add_router` (after the API has looked the gateway's
   external network up, the order Neutron answers in);
 - `update_router`, `delete_router`;
-- `add_interface_port`, `add_interface_subnet`, `remove_interface`.
+- `add_interface_port`, `add_interface_subnet`, `remove_interface`;
+- extra routes (extension extraroute / extraroute-atomic): `check_routes` (the
+  nexthop on a subnet of one of the router's ports and not one of its addresses,
+  at most MAX_ROUTES: Neutron's InvalidRoutes / RoutesExhausted), `merged_routes`
+  and `without_routes` (add_extraroutes / remove_extraroutes); an interface a
+  route's nexthop needs cannot be removed (409 RouterInterfaceInUseByRoute). The
+  routes are the router's spec key `routes` ([{destination, nexthop}]), carried
+  to every site with the router (model/specs.RouterSpec.routes).
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ from isthmus.store import ports as store_ports
 from isthmus.store import quotas, repo
 from isthmus.store.tables import IpAllocation, Resource
 
-ROUTER_INTERFACE = "network:router_interface"
+ROUTER_INTERFACE = store_ports.ROUTER_INTERFACE
 ROUTER_GATEWAY = "network:router_gateway"
+MAX_ROUTES = 30  # Neutron's max_routes default
 
 
 def bad_router(message: str) -> BadRequest:
@@ -142,6 +150,69 @@ def check_overlap(
                 )
 
 
+def check_routes(session: Session, router_row: Resource, routes: list[dict[str, str]]) -> None:
+    """Neutron's extraroute rules for the router's whole new route list (shape
+    already checked by the API): 400 RoutesExhausted above MAX_ROUTES, 400
+    InvalidRoutes for a nexthop no port of the router is connected to, or one
+    that is the router's own address."""
+    if len(routes) > MAX_ROUTES:
+        raise BadRequest(
+            f"Unable to complete operation for {router_row.id}. The number of routes exceeds"
+            f" the maximum {MAX_ROUTES}.",
+            "RoutesExhausted",
+        )
+    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    addresses: set[str] = set()
+    for port in _live(session, "port", device_id=router_row.id):
+        for fixed in port.spec.get("fixed_ips") or []:
+            subnet = session.get(Resource, fixed["subnet_id"])
+            if subnet is not None and not subnet.deleting:
+                cidrs.append(ipaddress.ip_network(subnet.spec["cidr"]))
+            addresses.add(fixed["ip_address"])
+    for route in routes:
+        nexthop = ipaddress.ip_address(route["nexthop"])
+        if not any(nexthop in cidr for cidr in cidrs if cidr.version == nexthop.version):
+            raise _invalid_routes(routes, "the nexthop is not connected with router")
+        if str(nexthop) in addresses:
+            raise _invalid_routes(routes, "the nexthop is used by router")
+
+
+def _invalid_routes(routes: list[dict[str, str]], reason: str) -> BadRequest:
+    return BadRequest(f"Invalid format for routes: {routes}, {reason}.", "InvalidRoutes")
+
+
+def merged_routes(old: list[dict[str, str]], add: list[dict[str, str]]) -> list[dict[str, str]]:
+    """add_extraroutes: `old` plus `add`, an exact duplicate once."""
+    result = [dict(r) for r in old]
+    for route in add:
+        if route not in result:
+            result.append(dict(route))
+    return result
+
+
+def without_routes(old: list[dict[str, str]], remove: list[dict[str, str]]) -> list[dict[str, str]]:
+    """remove_extraroutes: `old` less `remove` (a route already absent is no error)."""
+    return [dict(r) for r in old if r not in remove]
+
+
+def _check_no_route_needs_interface(
+    session: Session, router_row: Resource, subnet_ids: list[str]
+) -> None:
+    for subnet_id in subnet_ids:
+        subnet = session.get(Resource, subnet_id)
+        if subnet is None:
+            continue
+        cidr = ipaddress.ip_network(subnet.spec["cidr"])
+        for route in router_row.spec.get("routes") or []:
+            nexthop = ipaddress.ip_address(route["nexthop"])
+            if nexthop.version == cidr.version and nexthop in cidr:
+                raise Conflict(
+                    f"Router interface for subnet {subnet_id} on router {router_row.id} cannot"
+                    " be deleted, as it is required by one or more routes.",
+                    "RouterInterfaceInUseByRoute",
+                )
+
+
 # -- gateway ---------------------------------------------------------------------------------
 
 
@@ -230,6 +301,9 @@ def update_router(
     spec = dict(spec)
     if change_gateway:
         spec["gateway"] = set_gateway(session, router_row, gateway_network, gateway)
+    if "routes" in spec:
+        session.flush()
+        check_routes(session, router_row, spec["routes"])
     return repo.change(session, router_row, spec=spec, **fields)
 
 
@@ -335,6 +409,7 @@ def remove_interface(
             )
         removed = [subnet_id]
     _check_no_fip_needs_interface(session, router_row, removed)
+    _check_no_route_needs_interface(session, router_row, removed)
     remaining = [f for f in port.spec["fixed_ips"] if f["subnet_id"] not in removed]
     if remaining:
         session.execute(

@@ -166,6 +166,9 @@ class PortSpec(Spec):
     fixed_ips: tuple[FixedIp, ...] = ()
     security_group_ids: tuple[str, ...] = ()  # Isthmus ids
     admin_state_up: bool = True
+    port_security_enabled: bool = True
+    # (ip_address or CIDR, mac_address) the port may also send from (allowed-address-pairs)
+    allowed_address_pairs: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_intent(cls, port: Intent) -> PortSpec:
@@ -180,6 +183,10 @@ class PortSpec(Spec):
             ),
             security_group_ids=tuple(s.get("security_groups", [])),
             admin_state_up=bool(s.get("admin_state_up", True)),
+            port_security_enabled=bool(s.get("port_security_enabled", True)),
+            allowed_address_pairs=tuple(
+                (p["ip_address"], p["mac_address"]) for p in s.get("allowed_address_pairs") or []
+            ),
         )
 
 
@@ -382,14 +389,24 @@ class RouterGateway:
 
 
 @dataclass(frozen=True)
+class RouterRoute:
+    """One extra route of a router (extraroute): `destination` CIDR via `nexthop`,
+    an address on one of the router's subnets."""
+
+    destination: str
+    nexthop: str
+
+
+@dataclass(frozen=True)
 class RouterSpec(Spec):
     """A distributed router: present in every site one of its networks is in, with
-    the same interfaces (addresses and MACs) in each."""
+    the same interfaces (addresses and MACs) and extra routes in each."""
 
     kind: ClassVar[str] = kinds.ROUTER
     interfaces: tuple[RouterInterface, ...] = ()
     external_gateway: RouterGateway | None = None
     admin_state_up: bool = True
+    routes: tuple[RouterRoute, ...] = ()
 
     @classmethod
     def from_intent(
@@ -405,6 +422,9 @@ class RouterSpec(Spec):
             interfaces=tuple(interfaces),
             external_gateway=external_gateway,
             admin_state_up=bool(router.spec.get("admin_state_up", True)),
+            routes=tuple(
+                RouterRoute(r["destination"], r["nexthop"]) for r in router.spec.get("routes") or []
+            ),
         )
 
 

@@ -4,7 +4,8 @@ create share one path. Unique keys on the allocation tables catch a race.
 
 Whether an address can be a port's fixed IP is decided here once:
 `subnet_holding` (which subnet of the network the address belongs to) and
-`address_taken` (another port has it, or it is the subnet's gateway). Nova's
+`address_taken` (another port has it, or it is the subnet's gateway: only a
+router interface port may hold that one). Nova's
 early check (intent/servers.py) and Neutron's allocation (`allocate_fixed_ips`)
 both ask them, each answering in its own API's words.
 """
@@ -20,6 +21,8 @@ from isthmus.errors import BadRequest, Conflict, NotFound
 from isthmus.model import ipam
 from isthmus.store import repo
 from isthmus.store.tables import IpAllocation, MacAllocation, Resource
+
+ROUTER_INTERFACE = "network:router_interface"  # the device owner of a router's interface
 
 
 def subnets_of(session: Session, network_id: str) -> list[Resource]:
@@ -66,10 +69,16 @@ def address_taken(
 
 
 def allocate_fixed_ips(
-    session: Session, network: Resource, port_id: str, requested: list[dict[str, Any]] | None
+    session: Session,
+    network: Resource,
+    port_id: str,
+    requested: list[dict[str, Any]] | None,
+    *,
+    gateway_ok: bool = False,
 ) -> list[dict[str, str]]:
     """Fixed IPs for a new port: as requested (subnet and/or address), or one from
-    the first IPv4 subnet and one from each IPv6 subnet of the network."""
+    the first IPv4 subnet and one from each IPv6 subnet of the network.
+    `gateway_ok`: the port is a router interface, which may hold a gateway address."""
     subnets = subnets_of(session, network.id)
     by_id = {s.id: s for s in subnets}
     chosen: list[tuple[Resource, str | None]] = []
@@ -118,7 +127,7 @@ def allocate_fixed_ips(
                     f"IP address {address} already allocated in subnet {subnet.id}",
                     "IpAddressAlreadyAllocated",
                 )
-            if problem == "gateway":
+            if problem == "gateway" and not gateway_ok:
                 raise Conflict(
                     f"IP address {address} is the gateway of subnet {subnet.id}",
                     "IpAddressAlreadyAllocated",

@@ -4,8 +4,13 @@ is not external), and render the answers. The writes and the rules that need the
 store (one interface per subnet, no overlapping subnets, "still has ports", a
 gateway or interface a floating IP depends on) are intent/routers.py's.
 
-A router's spec: description, admin_state_up, availability_zone_hints, tags and
-`gateway` ({network_id, enable_snat, port_id} or None).
+A router's spec: description, admin_state_up, availability_zone_hints, tags,
+`gateway` ({network_id, enable_snat, port_id} or None), `routes` (extraroute:
+[{destination, nexthop}], set by PUT or the add_extraroutes / remove_extraroutes
+actions; the shape is checked here, the nexthops by intent/routers.check_routes)
+and, set by an admin only, `distributed` and `ha` (Neutron's policy: a member
+giving either is 403; they are shown to admins only). Every Isthmus router is in
+fact distributed over the sites its networks reach (engine/l3.py), whatever the flag.
 
 Floating IPs (api/network/floating_ips.py) use the helpers `subnet_ids_of`,
 `external_network` and `bad_fip` of this module.
@@ -13,6 +18,7 @@ Floating IPs (api/network/floating_ips.py) use the helpers `subnet_ids_of`,
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -35,9 +41,20 @@ _ROUTER_POST = {
     "availability_zone_hints",
     "project_id",
     "tenant_id",
+    "distributed",
+    "ha",
 }
-_ROUTER_PUT = {"name", "description", "admin_state_up", "external_gateway_info"}
+_ROUTER_PUT = {
+    "name",
+    "description",
+    "admin_state_up",
+    "external_gateway_info",
+    "routes",
+    "distributed",
+    "ha",
+}
 _ROUTER_READ_ONLY = {
+    "routes",
     "id",
     "status",
     "project_id",
@@ -66,9 +83,13 @@ def subnet_ids_of(port: Resource) -> list[str]:
 
 
 def router_body(
-    router_row: Resource, gateway_port: Resource | None, zones: list[str] | None = None
+    router_row: Resource,
+    gateway_port: Resource | None,
+    zones: list[str] | None = None,
+    admin: bool = False,
 ) -> dict[str, Any]:
-    """The Neutron body of a router; `zones` are the sites it is realised in now."""
+    """The Neutron body of a router; `zones` are the sites it is realised in now;
+    `admin`: the caller sees `distributed` and `ha` (Neutron's policy)."""
     spec = router_row.spec
     gateway = spec.get("gateway")
     info = None
@@ -80,20 +101,72 @@ def router_body(
                 dict(f) for f in (gateway_port.spec.get("fixed_ips") if gateway_port else []) or []
             ],
         }
-    return {
+    body = {
         **nc.common_fields(router_row),
         "status": router_row.status or "ACTIVE",
         "admin_state_up": bool(spec.get("admin_state_up", True)),
         "external_gateway_info": info,
-        "routes": [],
+        "routes": [dict(r) for r in spec.get("routes") or []],
         "availability_zone_hints": list(spec.get("availability_zone_hints") or []),
         "availability_zones": list(zones or []),
     }
+    if admin:
+        body["distributed"] = bool(spec.get("distributed", False))
+        body["ha"] = bool(spec.get("ha", False))
+    return body
 
 
-def _show_router(session: Session, router_row: Resource) -> dict[str, Any]:
+def _show_router(session: Session, router_row: Resource, admin: bool) -> dict[str, Any]:
     zones = nc.zones_of(session, [router_row.id])[router_row.id]
-    return router_body(router_row, intent_routers.gateway_port(session, router_row), zones)
+    return router_body(router_row, intent_routers.gateway_port(session, router_row), zones, admin)
+
+
+# -- routers: policy attributes and extra routes ---------------------------------------------
+
+
+def _admin_flags(ctx: RequestContext, data: dict[str, Any], action: str) -> dict[str, bool]:
+    """`distributed` and `ha`: admin only (any value a member gives is 403, as Neutron's
+    policy enforces an attribute given explicitly)."""
+    flags: dict[str, bool] = {}
+    for name in ("distributed", "ha"):
+        if name not in data:
+            continue
+        if not ctx.is_admin:
+            raise Forbidden(
+                f"(rule:{action} and rule:{action}:{name}) is disallowed by policy",
+                "PolicyNotAuthorized",
+            )
+        flags[name] = nc.to_bool(name, data[name])
+    return flags
+
+
+def parse_routes(value: Any) -> list[dict[str, str]]:
+    """A router's `routes` (None: no routes), shaped as Neutron's hostroutes
+    validator wants: {destination: CIDR, nexthop: address}, no duplicate."""
+    result: list[dict[str, str]] = []
+    for route in nc.to_list("routes", value):
+        if not isinstance(route, dict) or set(route) != {"destination", "nexthop"}:
+            raise nc.invalid("routes", f"Invalid data format for hostroute: '{route}'")
+        destination = route["destination"]
+        try:
+            network = ipaddress.ip_network(str(destination), strict=False)
+        except ValueError:
+            raise nc.invalid("routes", f"'{destination}' is not a valid IP subnet") from None
+        if not isinstance(destination, str) or str(network) != destination.lower():
+            raise nc.invalid(
+                "routes",
+                f"'{destination}' isn't a recognized IP subnet cidr, '{network}' is recommended",
+            )
+        nexthop = nc.ip_address("routes", route["nexthop"])
+        if ipaddress.ip_address(nexthop).version != network.version:
+            raise nc.invalid(
+                "routes", f"the nexthop {nexthop} is not of the IP version of {destination}"
+            )
+        clean = {"destination": str(network), "nexthop": nexthop}
+        if clean in result:
+            raise nc.invalid("routes", f"Duplicate hostroute '{route}'")
+        result.append(clean)
+    return result
 
 
 # -- routers: gateway ------------------------------------------------------------------------
@@ -159,7 +232,12 @@ def list_routers(request: Request, ctx: RequestContext = Depends(get_context)) -
         }
         zones = nc.zones_of(session, [r.id for r in rows])
         bodies = [
-            router_body(r, ports.get((r.spec.get("gateway") or {}).get("port_id", "")), zones[r.id])
+            router_body(
+                r,
+                ports.get((r.spec.get("gateway") or {}).get("port_id", "")),
+                zones[r.id],
+                ctx.is_admin,
+            )
             for r in rows
         ]
     return nc.list_page(request, "routers", "router", bodies)
@@ -171,7 +249,7 @@ def get_router(
 ) -> dict[str, Any]:
     with nc.read_session(request) as session:
         router_row = nc.load(session, ctx, "router", router_id)
-        return {"router": nc.show_fields(request, _show_router(session, router_row))}
+        return {"router": nc.show_fields(request, _show_router(session, router_row, ctx.is_admin))}
 
 
 @router.post("/v2.0/routers", status_code=201)
@@ -181,13 +259,16 @@ def create_router(
     nc.require_member(ctx, "create_router")
     data = nc.object_of(body, "router")
     nc.check_attributes(data, _ROUTER_POST, _ROUTER_READ_ONLY, put=False)
+    flags = _admin_flags(ctx, data, "create_router")
     gateway = _gateway_request(ctx, data.get("external_gateway_info"))
     name = nc.to_str("name", data.get("name"))
-    spec = {
+    spec: dict[str, Any] = {
         "description": nc.to_str("description", data.get("description")),
         "admin_state_up": nc.to_bool("admin_state_up", data.get("admin_state_up", True)),
         "tags": [],
         "gateway": None,
+        "routes": [],
+        **flags,
     }
 
     def work(session: Session) -> dict[str, Any]:
@@ -202,7 +283,7 @@ def create_router(
             gateway_network=_gateway_network(session, ctx, gateway),
             gateway=gateway,
         )
-        return {"router": _show_router(session, router_row)}
+        return {"router": _show_router(session, router_row, ctx.is_admin)}
 
     return nc.transact(request, work)
 
@@ -217,6 +298,8 @@ def update_router(
     nc.require_member(ctx, "update_router")
     data = nc.object_of(body, "router")
     nc.check_attributes(data, _ROUTER_PUT, _ROUTER_READ_ONLY, put=True)
+    flags = _admin_flags(ctx, data, "update_router")
+    routes = parse_routes(data["routes"]) if "routes" in data else None
     gateway = (
         _gateway_request(ctx, data["external_gateway_info"])
         if "external_gateway_info" in data
@@ -226,6 +309,9 @@ def update_router(
     def work(session: Session) -> dict[str, Any]:
         router_row = nc.load(session, ctx, "router", router_id)
         fields, spec = nc.standard_updates(data)
+        spec.update(flags)
+        if routes is not None:
+            spec["routes"] = routes
         change_gateway = "external_gateway_info" in data
         intent_routers.update_router(
             session,
@@ -236,9 +322,56 @@ def update_router(
             gateway_network=_gateway_network(session, ctx, gateway) if change_gateway else None,
             gateway=gateway,
         )
-        return {"router": _show_router(session, router_row)}
+        return {"router": _show_router(session, router_row, ctx.is_admin)}
 
     return nc.transact(request, work)
+
+
+def _extraroutes(
+    request: Request, ctx: RequestContext, router_id: str, body: Any, add: bool
+) -> dict[str, Any]:
+    """add_extraroutes / remove_extraroutes (extraroute-atomic): the router's routes
+    with these added (an exact duplicate once) or removed (an absent one is no error),
+    checked as a whole as an update is."""
+    action = "add_extraroutes" if add else "remove_extraroutes"
+    nc.require_member(ctx, action)
+    data = nc.object_of(body, "router")
+    if set(data) != {"routes"}:
+        raise nc.invalid("router", "the body must be {'router': {'routes': [...]}}")
+    routes = parse_routes(data["routes"])
+
+    def work(session: Session) -> dict[str, Any]:
+        router_row = nc.load(session, ctx, "router", router_id)
+        old = list(router_row.spec.get("routes") or [])
+        new = (
+            intent_routers.merged_routes(old, routes)
+            if add
+            else intent_routers.without_routes(old, routes)
+        )
+        intent_routers.update_router(session, router_row, fields={}, spec={"routes": new})
+        return {"router": _show_router(session, router_row, ctx.is_admin)}
+
+    return nc.transact(request, work)
+
+
+@router.put("/v2.0/routers/{router_id}/add_extraroutes")
+def add_extraroutes(
+    request: Request,
+    router_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    return _extraroutes(request, ctx, router_id, body, add=True)
+
+
+@router.put("/v2.0/routers/{router_id}/remove_extraroutes")
+def remove_extraroutes(
+    request: Request,
+    router_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    return _extraroutes(request, ctx, router_id, body, add=False)
 
 
 @router.delete("/v2.0/routers/{router_id}", status_code=204)

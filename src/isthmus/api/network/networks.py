@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
+from isthmus.api.network import extensions
 from isthmus.errors import BadRequest, NotFound
 from isthmus.fabric import interconnect
 from isthmus.intent import networks as intent_networks
@@ -37,146 +38,7 @@ from isthmus.store.tables import Resource, Site
 
 router = APIRouter(prefix="/network")
 
-# (alias, name, description, updated) of every extension Isthmus really serves
-EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "availability_zone",
-        "Availability Zone",
-        "The availability zone extension.",
-        "2015-01-01T10:00:00-00:00",
-    ),
-    (
-        "network_availability_zone",
-        "Network Availability Zone",
-        "Availability zone support for network.",
-        "2015-01-01T10:00:00-00:00",
-    ),
-    (
-        "router_availability_zone",
-        "Router Availability Zone",
-        "Availability zone support for router.",
-        "2015-01-01T10:00:00-00:00",
-    ),
-    (
-        "binding",
-        "Port Binding",
-        "Expose port bindings of a virtual port to external application",
-        "2014-02-03T10:00:00-00:00",
-    ),
-    (
-        "external-net",
-        "Neutron external network",
-        "Adds external network attribute to network resource.",
-        "2013-01-14T10:00:00-00:00",
-    ),
-    (
-        "ext-gw-mode",
-        "Neutron L3 Configurable external gateway mode",
-        "Extension of the router abstraction for specifying whether SNAT should occur on"
-        " the external gateway",
-        "2013-03-28T10:00:00-00:00",
-    ),
-    (
-        "fip-port-details",
-        "Floating IP Port Details Extension",
-        "Add port_details attribute to Floating IP resource",
-        "2018-04-09T10:00:00-00:00",
-    ),
-    (
-        "net-mtu",
-        "Network MTU",
-        "Provides MTU attribute for a network resource.",
-        "2015-03-25T10:00:00-00:00",
-    ),
-    (
-        "net-mtu-writable",
-        "Network MTU (writable)",
-        "Provides a writable MTU attribute for a network resource.",
-        "2017-07-12T00:00:00-00:00",
-    ),
-    (
-        "pagination",
-        "Pagination support",
-        "Extension that indicates that pagination is enabled.",
-        "2016-06-12T00:00:00-00:00",
-    ),
-    (
-        "project-id",
-        "project_id field enabled",
-        "Extension that indicates that project_id field is enabled.",
-        "2016-09-09T09:09:09-09:09",
-    ),
-    (
-        "provider",
-        "Provider Network",
-        "Expose mapping of virtual networks to physical networks",
-        "2012-09-07T10:00:00-00:00",
-    ),
-    (
-        "quotas",
-        "Quota management support",
-        "Expose functions for quotas management per project",
-        "2012-07-29T10:00:00-00:00",
-    ),
-    (
-        "quota_details",
-        "Quota details management support",
-        "Expose functions for quotas usage statistics per project",
-        "2017-02-10T10:00:00-00:00",
-    ),
-    (
-        "router",
-        "Neutron L3 Router",
-        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access"
-        " to external networks via a NAT gateway.",
-        "2012-07-20T10:00:00-00:00",
-    ),
-    (
-        "security-group",
-        "security-group",
-        "The security groups extension.",
-        "2012-10-05T10:00:00-00:00",
-    ),
-    (
-        "sorting",
-        "Sorting support",
-        "Extension that indicates that sorting is enabled.",
-        "2016-06-12T00:00:00-00:00",
-    ),
-    (
-        "standard-attr-description",
-        "standard-attr-description",
-        "Extension to add descriptions to standard attributes",
-        "2016-02-10T10:00:00-00:00",
-    ),
-    (
-        "standard-attr-revisions",
-        "Resource revision numbers",
-        "This extension will display the revision number of neutron resources.",
-        "2016-04-11T10:00:00-00:00",
-    ),
-    (
-        "standard-attr-tag",
-        "Tag support for resources with standard attribute: subnet, router, network, port,"
-        " security_group, floatingip",
-        "Enables to set tag on resources with standard attribute.",
-        "2017-01-01T00:00:00-00:00",
-    ),
-    (
-        "standard-attr-timestamp",
-        "Resource timestamps",
-        "Adds created_at and updated_at fields to all Neutron resources that have Neutron"
-        " standard attributes.",
-        "2016-09-12T10:00:00-00:00",
-    ),
-    (
-        "subnet-external-network",
-        "Subnet External Network",
-        "Informs if the subnet belongs to an external network (such subnets are visible to"
-        " every project, as their networks are).",
-        "2022-11-22T10:00:00-00:00",
-    ),
-)
+EXTENSIONS = extensions.EXTENSIONS
 
 
 # -- versions, resources, extensions ---------------------------------------------------------
@@ -289,6 +151,7 @@ _NETWORK_POST = {
     "provider:network_type",
     "provider:physical_network",
     "provider:segmentation_id",
+    "port_security_enabled",
 }
 _NETWORK_PUT = {
     "name",
@@ -298,6 +161,7 @@ _NETWORK_PUT = {
     "router:external",
     "mtu",
     "is_default",
+    "port_security_enabled",
 }
 _NETWORK_READ_ONLY = {
     "id",
@@ -340,6 +204,7 @@ def network_body(
         "availability_zones": zones,
         "ipv4_address_scope": None,
         "ipv6_address_scope": None,
+        "port_security_enabled": bool(spec.get("port_security_enabled", True)),
     }
     if admin:
         body["provider:network_type"] = "vxlan"
@@ -399,6 +264,10 @@ def _network_spec(data: dict[str, Any]) -> dict[str, Any]:
         spec["external"] = nc.to_bool("router:external", data["router:external"])
     if "is_default" in data:
         spec["is_default"] = nc.to_bool("is_default", data["is_default"])
+    if "port_security_enabled" in data:  # the default of its new ports (port-security)
+        spec["port_security_enabled"] = nc.to_bool(
+            "port_security_enabled", data["port_security_enabled"]
+        )
     return spec
 
 

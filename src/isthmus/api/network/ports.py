@@ -5,6 +5,12 @@ they are unique across every site. A port created here has no site: it stays
 DOWN until a server uses it (the Compute API sets its site; the engine then
 realises it and reports ACTIVE). Admins see the site as `binding:host_id`.
 
+Port security (extension port-security: `port_security_enabled`, default the
+network's) and allowed address pairs (`allowed_address_pairs`: {ip_address,
+mac_address}, the port's MAC when none is given) are spec keys; the rules between
+them and security groups are intent/ports.check_port_security's. A port without
+port security gets no default security group.
+
 An update of name, fixed IPs (re-allocated: an entry with only a `subnet_id`
 keeps the port's address there), security groups, device or admin state goes
 through intent/ports.update_port, which enqueues the sites the port is bound in; a
@@ -50,6 +56,8 @@ _PORT_POST = {
     "binding:host_id",
     "binding:vnic_type",
     "binding:profile",
+    "port_security_enabled",
+    "allowed_address_pairs",
 }
 _PORT_PUT = {
     "name",
@@ -63,6 +71,8 @@ _PORT_PUT = {
     "binding:host_id",
     "binding:vnic_type",
     "binding:profile",
+    "port_security_enabled",
+    "allowed_address_pairs",
 }
 _PORT_READ_ONLY = {
     "id",
@@ -77,8 +87,8 @@ _PORT_READ_ONLY = {
     "tags",
     "binding:vif_type",
     "binding:vif_details",
-    "allowed_address_pairs",
 }
+MAX_ADDRESS_PAIRS = 10  # Neutron's max_allowed_address_pair default
 
 
 def port_body(port: Resource, admin: bool) -> dict[str, Any]:
@@ -95,7 +105,8 @@ def port_body(port: Resource, admin: bool) -> dict[str, Any]:
         "device_owner": spec.get("device_owner") or "",
         "fixed_ips": [dict(f) for f in spec.get("fixed_ips") or []],
         "security_groups": list(spec.get("security_groups") or []),
-        "allowed_address_pairs": [],
+        "allowed_address_pairs": [dict(p) for p in spec.get("allowed_address_pairs") or []],
+        "port_security_enabled": bool(spec.get("port_security_enabled", True)),
         "binding:vnic_type": "normal",
     }
     if admin:
@@ -165,6 +176,66 @@ def _fixed_ips(session: Session, network: Resource, value: Any) -> list[dict[str
             raise nc.invalid("fixed_ips", "an entry needs a subnet_id or an ip_address")
         result.append(clean)
     return result
+
+
+def _address_pairs(value: Any) -> list[dict[str, Any]]:
+    """allowed_address_pairs as Neutron validates them: a list of at most
+    MAX_ADDRESS_PAIRS {ip_address (address or CIDR), mac_address (optional: the
+    port's)}, no pair twice. A pair without a MAC has mac_address None here."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest("Allowed address pairs must be a list.", "HTTPBadRequest")
+    if len(value) > MAX_ADDRESS_PAIRS:
+        raise BadRequest(
+            f"The number of allowed address pair exceeds the maximum {MAX_ADDRESS_PAIRS}.",
+            "AllowedAddressPairExhausted",
+        )
+    result: list[dict[str, Any]] = []
+    for pair in value:
+        if not isinstance(pair, dict):
+            raise nc.invalid("allowed_address_pairs", f"'{pair}' is not a dictionary")
+        mac = ipam.normalize_mac(pair["mac_address"]) if "mac_address" in pair else None
+        if "ip_address" not in pair:
+            raise BadRequest(
+                "AllowedAddressPair must contain ip_address", "AllowedAddressPairsMissingIP"
+            )
+        address = pair["ip_address"]
+        clean = {"ip_address": address, "mac_address": mac}
+        if clean in result:
+            raise BadRequest(
+                f"Request contains duplicate address pair: mac_address {mac} ip_address {address}.",
+                "DuplicateAddressPairInRequest",
+            )
+        unknown = set(pair) - {"ip_address", "mac_address"}
+        if unknown:
+            raise BadRequest(
+                f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'", "HTTPBadRequest"
+            )
+        try:
+            if not isinstance(address, str):
+                raise ValueError(address)
+            if "/" in address:  # host bits allowed, as netaddr keeps them
+                ipaddress.ip_network(address, strict=False)
+            else:
+                ipaddress.ip_address(address)
+        except ValueError:
+            raise BadRequest(f"'{address}' is not a valid IP address", "HTTPBadRequest") from None
+        result.append(clean)
+    return result
+
+
+def _with_macs(pairs: list[dict[str, Any]], mac: str) -> list[dict[str, Any]]:
+    """Pairs given without a MAC take the port's."""
+    return [{**p, "mac_address": p["mac_address"] or mac} for p in pairs]
+
+
+def _requested_groups(data: dict[str, Any]) -> list[Any] | None:
+    return (
+        nc.to_list("security_groups", data["security_groups"])
+        if "security_groups" in data
+        else None
+    )
 
 
 def _security_groups(session: Session, ctx: RequestContext, value: Any, project: str) -> list[str]:
@@ -266,7 +337,19 @@ def create_port(
             owner = nc.to_str("device_owner", data.get("device_owner"), MAX_DEVICE)
             device, device_spec = _device(data)
             fixed_ips = _fixed_ips(session, network, data.get("fixed_ips"))
-            if data.get("security_groups") is not None:
+            secured = nc.to_bool(
+                "port_security_enabled",
+                data.get("port_security_enabled", network.spec.get("port_security_enabled", True)),
+            )
+            pairs = _address_pairs(data.get("allowed_address_pairs"))
+            intent_ports.check_port_security(
+                secured,
+                groups=_requested_groups(data) if data.get("security_groups") is not None else None,
+                pairs=pairs,
+            )
+            if not secured:
+                groups = []
+            elif data.get("security_groups") is not None:
                 groups = _security_groups(session, ctx, data["security_groups"], project)
             elif owner.startswith("network:"):
                 groups = []
@@ -287,9 +370,14 @@ def create_port(
                 extra={
                     "description": nc.to_str("description", data.get("description")),
                     "tags": [],
+                    "port_security_enabled": secured,
                     **device_spec,
                 },
             )
+            port.spec = {
+                **port.spec,
+                "allowed_address_pairs": _with_macs(pairs, port.spec["mac_address"]),
+            }
             session.flush()
             created.append(port_body(port, ctx.is_admin))
         return {"ports": created} if bulk else {"port": created[0]}
@@ -355,6 +443,24 @@ def update_port(
                 )
             fields["device_id"] = device
             spec.update(device_spec)
+        if "port_security_enabled" in data:
+            spec["port_security_enabled"] = nc.to_bool(
+                "port_security_enabled", data["port_security_enabled"]
+            )
+        pairs = (
+            _address_pairs(data["allowed_address_pairs"])
+            if "allowed_address_pairs" in data
+            else None
+        )
+        intent_ports.check_port_security(
+            bool(spec.get("port_security_enabled", port.spec.get("port_security_enabled", True))),
+            groups=_requested_groups(data),
+            pairs=pairs,
+            current=port,
+        )
+        if pairs is not None:
+            mac = spec.get("mac_address") or port.spec.get("mac_address") or ""
+            spec["allowed_address_pairs"] = _with_macs(pairs, mac)
         groups = None
         if "security_groups" in data:
             groups = _security_groups(session, ctx, data["security_groups"], port.project_id or "")

@@ -16,6 +16,8 @@
   choice (reported in `details["external_fixed_ips"]`). A site without
   `external_network` gets a router without gateway, and `details["gateway"]` says
   why. `enable_snat` is left to the site (Neutron lets only admins set it).
+  The spec's extra routes are set on the site router as they are (their nexthops
+  are on the interface subnets, whose addresses are the same in every site).
 - floating IP: a Neutron floating IP on the site's external network, associated
   with the site's copy of the server's port (and fixed IP). Neutron floating IPs
   have no name, so the Isthmus id is carried as the DESCRIPTION
@@ -120,6 +122,7 @@ class Routers(NeutronKind[RouterSpec]):
         self.tag(obj, spec.isthmus_id)
         self._sync_interfaces(conn, obj, spec, site_networks, site_subnets)
         obj, gateway_note = self._sync_gateway(conn, obj, spec)
+        obj = self._sync_routes(conn, obj, spec)
         observed = self.observed(obj, spec.isthmus_id)
         with self.errors("list interfaces"):
             observed.details["interfaces"] = [
@@ -155,6 +158,20 @@ class Routers(NeutronKind[RouterSpec]):
             with self.errors("set the gateway"):
                 obj = conn.network.update_router(obj, external_gateway_info=info)
         return obj, note
+
+    def _sync_routes(self, conn: Connection, obj: Any, spec: RouterSpec) -> Any:
+        """Make the site router's extra routes those of the spec (its interfaces, and
+        so the nexthops' subnets, are there by now)."""
+        wanted = sorted((r.destination, r.nexthop) for r in spec.routes)
+        current = sorted(
+            (str(r.get("destination")), str(r.get("nexthop"))) for r in field(obj, "routes") or []
+        )
+        if current != wanted:
+            with self.errors("set the extra routes"):
+                obj = conn.network.update_router(
+                    obj, routes=[{"destination": d, "nexthop": n} for d, n in wanted]
+                )
+        return obj
 
     def _sync_interfaces(
         self,

@@ -284,6 +284,7 @@ class Ports(NeutronKind[PortSpec]):
         ]
         groups = self.site.kinds["security_group"]
         group_ids = [groups.require(g, for_what).id for g in spec.security_group_ids]
+        pairs = [{"ip_address": ip, "mac_address": mac} for ip, mac in spec.allowed_address_pairs]
         obj = self.find(spec.isthmus_id)
         if obj is None:
             body: dict[str, Any] = {
@@ -296,6 +297,10 @@ class Ports(NeutronKind[PortSpec]):
             }
             if spec.mac_address:
                 body["mac_address"] = spec.mac_address
+            if not spec.port_security_enabled:
+                body["is_port_security_enabled"] = False
+            if pairs:
+                body["allowed_address_pairs"] = pairs
             with self.errors("create", create=True):
                 obj = conn.network.create_port(**body)
         else:
@@ -313,6 +318,14 @@ class Ports(NeutronKind[PortSpec]):
                 spec.mac_address.lower()
             ):
                 changes["mac_address"] = spec.mac_address
+            if bool(field(obj, "is_port_security_enabled", True)) != spec.port_security_enabled:
+                changes["is_port_security_enabled"] = spec.port_security_enabled
+            have_pairs = {
+                (str(p.get("ip_address")), str(p.get("mac_address", "")).lower())
+                for p in field(obj, "allowed_address_pairs", []) or []
+            }
+            if have_pairs != {(ip, mac.lower()) for ip, mac in spec.allowed_address_pairs}:
+                changes["allowed_address_pairs"] = pairs
             if changes:
                 with self.errors("update"):
                     obj = conn.network.update_port(obj, **changes)
