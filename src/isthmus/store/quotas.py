@@ -18,9 +18,9 @@ asks again (in another zone), or the site's operator raises that quota.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import BadRequest, OverQuota
@@ -81,6 +81,15 @@ def set_limits(session: Session, project_id: str, values: dict[str, int]) -> dic
             row.hard_limit = value
     session.flush()
     return limits(session, project_id)
+
+
+def reset_limits(session: Session, project_id: str, names: Iterable[str] | None = None) -> None:
+    """Give `project_id` the default limits again: for `names` only (one API's
+    quotas), or for every quota (None)."""
+    query = delete(Quota).where(Quota.project_id == project_id)
+    if names is not None:
+        query = query.where(Quota.resource.in_(list(names)))
+    session.execute(query)
 
 
 def _count(session: Session, project_id: str, kind: str) -> int:

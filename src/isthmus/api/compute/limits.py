@@ -14,13 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import delete
 
 from isthmus.api.compute.common import compute_router, parse_bool, parse_int, require_object
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest
 from isthmus.store import quotas
-from isthmus.store.tables import Quota
 
 router = compute_router()
 
@@ -170,5 +168,5 @@ def revert_quota_set(
 ) -> Response:
     ctx.require_admin("os_compute_api:os-quota-sets:delete")
     with request.app.state.service.db.session() as session:
-        session.execute(delete(Quota).where(Quota.project_id == project_id))
+        quotas.reset_limits(session, project_id)
     return Response(status_code=202)

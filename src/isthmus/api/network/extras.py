@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
@@ -142,11 +142,7 @@ def reset_quota(
     ctx.require_admin("delete_quota")
 
     def work(session: Session) -> None:
-        session.execute(
-            delete(Quota).where(
-                Quota.project_id == project_id, Quota.resource.in_(QUOTA_NAMES.values())
-            )
-        )
+        quotas.reset_limits(session, project_id, QUOTA_NAMES.values())
 
     nc.transact(request, work)
     return Response(status_code=204)

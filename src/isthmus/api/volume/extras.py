@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
@@ -31,7 +30,7 @@ from isthmus.api.volume.common import (
 from isthmus.errors import BadRequest, Forbidden, NotFound
 from isthmus.intent import volume_types as intent_volume_types
 from isthmus.store import quotas
-from isthmus.store.tables import Project, Quota, Resource
+from isthmus.store.tables import Project, Resource
 
 VOLUME_QUOTAS = ("volumes", "gigabytes", "snapshots")
 UNOFFERED_QUOTAS = {"backups": 0, "backup_gigabytes": 0, "groups": 0, "per_volume_gigabytes": -1}
@@ -299,7 +298,5 @@ def reset_quota_set(
 ) -> Response:
     ctx.require_admin("volume_extension:quotas:delete")
     with service_of(request).db.session() as session:
-        session.execute(
-            delete(Quota).where(Quota.project_id == tenant_id, Quota.resource.in_(VOLUME_QUOTAS))
-        )
+        quotas.reset_limits(session, tenant_id, VOLUME_QUOTAS)
     return Response(status_code=200)
