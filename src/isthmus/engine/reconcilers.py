@@ -10,7 +10,7 @@ site when it is not being deleted and something there needs it:
 - server, volume, snapshot, port: their `site` column names it;
 - network: a live port of it is placed in the site; subnet: its network is there;
 - security group: a live port in the site uses it; image: a live server there boots
-  from it;
+  from it, or it was imported into the site (a store of Glance's import);
 - router: one of its networks has a server port in the site (then all its networks
   are needed there too); floating IP: the site of its port's server (engine/l3.py).
 Leaving a site waits for what hangs off it there (ports before networks).
@@ -222,7 +222,13 @@ def _refresh_groups_naming(session: Session, group_ids: list[str]) -> None:
 
 
 def _plan_image(session: Session, image: Resource, site: str) -> Plan:
-    used = session.scalar(
+    """An image with data (active, or deactivated: its copies stay) is present in a
+    site where a live server boots from it, or that it was imported into (a store
+    named in `spec["stores"]`, intent/image_imports.py) while it is not deleted."""
+    if image.status not in ("active", "deactivated"):
+        return Plan(False)
+    imported = not image.deleting and site in (image.spec.get("stores") or [])
+    used = imported or session.scalar(
         select(
             exists().where(
                 _live("server"),
@@ -231,7 +237,7 @@ def _plan_image(session: Session, image: Resource, site: str) -> Plan:
             )
         )
     )
-    if not used or image.status != "active":
+    if not used:
         return Plan(False)
     return Plan(True, ImageSpec.from_intent(image))
 

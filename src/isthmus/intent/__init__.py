@@ -16,7 +16,9 @@ benches write intent through the same functions.
 - `routers`: routers, their gateways and interfaces;
 - `networks`: networks and subnets (zone hints, VNIs, overlaps, in-use checks);
 - `security_groups`: security groups and rules;
-- `flavors`, `volume_types`, `keypairs`, `images`: the catalogs and key pairs.
+- `flavors`, `volume_types`, `keypairs`, `images`: the catalogs and key pairs;
+- `image_members`, `image_imports`: Glance's image sharing and interoperable import
+  (each site a store).
 
 Where a check that needs the store sits between checks of the body (Neutron's
 and Nova's order of errors), the API calls the intent check at that point and

@@ -1,6 +1,7 @@
 """Image v2 (Glance), the subset clients use: version discovery, images (create,
-list with filters and paging, show, JSON-patch update, delete), image data upload
-and download, tags, the JSON schemas and the (empty) import info.
+list with filters and paging, show, JSON-patch update, delete, deactivate and
+reactivate), image data upload and download, tags and the JSON schemas. Members
+are api/image/members.py's, the interoperable import api/image/imports.py's.
 
 Images are global: an image is a `Resource` of kind "image" whose `project_id` is
 its owner (None for the seeded public image). Its data lives in one file,
@@ -13,9 +14,16 @@ writes and the rules of an image's data (queued -> saving -> active) are
 intent/images.py's.
 
 Who sees what: admin sees every image; a member sees public images and its own
-project's (and community ones when it asks for `visibility=community` or `all`).
-Members may not publicize images (403). Image sharing (members) is not offered:
-"shared" images behave like private ones.
+project's (and community ones when it asks for `visibility=community` or `all`),
+and a shared image it is a member of (by id whatever its membership status; in
+lists when its membership has the `member_status` asked, accepted by default:
+intent/image_members.py). Members may not publicize images (403). A deactivated
+image's data is not downloaded but by an admin (403).
+
+Where an image's data is, per site ("store"), shows as Glance shows it: `stores`,
+and after an import `os_glance_importing_to_stores` and `os_glance_failed_import`
+(intent/image_imports.store_states); a copy under way also shows
+`isthmus:copy_progress` ("site-b: 45% (120.0 of 266.7 MiB)").
 """
 
 from __future__ import annotations
@@ -46,7 +54,9 @@ from isthmus.api.image.schemas import (
     new_image,
 )
 from isthmus.errors import BadRequest, Forbidden, NotFound, OverQuota
+from isthmus.intent import image_members
 from isthmus.intent import images as intent_images
+from isthmus.intent.image_imports import StoreState, store_states
 from isthmus.store import repo
 from isthmus.store.tables import Resource
 
@@ -73,7 +83,7 @@ MAX_LIMIT = 1000
 CHUNK = 1024 * 1024
 
 
-def _service(request: Request) -> Any:
+def service_of(request: Request) -> Any:
     return request.app.state.service
 
 
@@ -109,16 +119,10 @@ def schema_images() -> dict[str, Any]:
     return images_schema()
 
 
-@router.get("/v2/info/import")
-def import_info(ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
-    methods = {"description": "Import methods available.", "type": "array", "value": []}
-    return {"import-methods": methods}
-
-
 # -- bodies and access ----------------------------------------------------------------------------
 
 
-def image_body(image: Resource) -> dict[str, Any]:
+def image_body(image: Resource, stores: StoreState | None = None) -> dict[str, Any]:
     spec = image.spec
     size = spec.get("size")
     virtual_size = spec.get("virtual_size")
@@ -150,28 +154,48 @@ def image_body(image: Resource) -> dict[str, Any]:
     }
     for key, value in (spec.get("properties") or {}).items():
         body.setdefault(key, value)
+    if stores is not None:
+        _show_stores(body, stores, bool(spec.get("stores")))
     return body
 
 
-def _can_see(ctx: RequestContext, image: Resource) -> bool:
+def _show_stores(body: dict[str, Any], state: StoreState, imported: bool) -> None:
+    if state.present:
+        body["stores"] = ",".join(state.present)
+    if imported:
+        body["os_glance_importing_to_stores"] = ",".join(state.importing)
+        body["os_glance_failed_import"] = ",".join(state.failed)
+    if state.copies:
+        body["isthmus:copy_progress"] = ", ".join(
+            f"{site}: {copy.text()}" for site, copy in state.copies.items()
+        )
+
+
+def rendered(session: Session, image: Resource) -> dict[str, Any]:
+    """An image's body with where its data is."""
+    return image_body(image, store_states(session, [image])[image.id])
+
+
+def can_see(ctx: RequestContext, image: Resource) -> bool:
     return (
         ctx.is_admin
         or image.project_id == ctx.project_id
         or image.spec.get("visibility") in ("public", "community")
+        or image_members.membership(image, ctx.project_id) is not None
     )
 
 
-def _visible(session: Session, ctx: RequestContext, image_id: str) -> Resource:
+def visible(session: Session, ctx: RequestContext, image_id: str) -> Resource:
     image = repo.get(session, "image", image_id)
-    if not _can_see(ctx, image):
+    if not can_see(ctx, image):
         raise NotFound(f"Image {image_id} could not be found.")
     return image
 
 
-def _owned(session: Session, ctx: RequestContext, image_id: str) -> Resource:
+def owned(session: Session, ctx: RequestContext, image_id: str) -> Resource:
     """An image the caller may change: its own project's, or any for admin."""
     ctx.require_member("modify_image")
-    image = _visible(session, ctx, image_id)
+    image = visible(session, ctx, image_id)
     if not ctx.is_admin and image.project_id != ctx.project_id:
         raise Forbidden(f"You are not permitted to modify image {image_id}.")
     return image
@@ -189,7 +213,7 @@ def create_image(
 ) -> dict[str, Any]:
     ctx.require_member("add_image")
     values = new_image(body, ctx.is_admin, ctx.project_id)
-    with _service(request).db.session() as session:
+    with service_of(request).db.session() as session:
         spec = {key: values[key] for key in BASE if key != "name"}
         spec.update(properties=values["properties"], owner=values["owner"])
         image = intent_images.add_image(
@@ -227,16 +251,22 @@ def _filtered(
     visibility = params.get("visibility")
     if visibility and visibility not in ("public", "private", "shared", "community", "all"):
         raise BadRequest(f"Invalid visibility value: {visibility}")
+    member_status = image_members.check_member_status(params.get("member_status", "accepted"))
 
-    def seen(body: dict[str, Any]) -> bool:
+    def seen(pair: tuple[Resource, dict[str, Any]]) -> bool:
+        row, body = pair
         mine = ctx.is_admin or body["owner"] == ctx.project_id
+        member = image_members.listed_for(row, ctx.project_id, member_status)
         if not visibility:
-            return mine or body["visibility"] == "public"
+            return mine or member or body["visibility"] == "public"
         if visibility == "all":
-            return mine or body["visibility"] in ("public", "community")
+            return mine or member or body["visibility"] in ("public", "community")
+        if visibility == "shared":
+            return body["visibility"] == "shared" and (mine or member)
         return body["visibility"] == visibility and (mine or visibility in ("public", "community"))
 
-    checks: list[Callable[[dict[str, Any]], bool]] = [seen]
+    pairs = [pair for pair in pairs if seen(pair)]
+    checks: list[Callable[[dict[str, Any]], bool]] = []
     for key in ("name", "status", "owner", "disk_format", "container_format"):
         if params.get(key):
             checks.append(_field_is(key, params[key]))
@@ -261,11 +291,14 @@ def _filtered(
 @router.get("/v2/images")
 def list_images(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
     page = listing.page_of(request, SORT_KEYS, DEFAULT_LIMIT, MAX_LIMIT)
-    with _service(request).db.read() as session:
-        rows = session.scalars(
-            select(Resource).where(Resource.kind == "image", Resource.deleting.is_(False))
+    with service_of(request).db.read() as session:
+        rows = list(
+            session.scalars(
+                select(Resource).where(Resource.kind == "image", Resource.deleting.is_(False))
+            )
         )
-        pairs = _filtered(request, ctx, [(row, image_body(row)) for row in rows])
+        states = store_states(session, rows)
+        pairs = _filtered(request, ctx, [(row, image_body(row, states[row.id])) for row in rows])
         page_pairs, more = listing.paginate(
             pairs,
             page,
@@ -289,8 +322,8 @@ def list_images(request: Request, ctx: RequestContext = Depends(get_context)) ->
 def show_image(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
-    with _service(request).db.read() as session:
-        return image_body(_visible(session, ctx, image_id))
+    with service_of(request).db.read() as session:
+        return rendered(session, visible(session, ctx, image_id))
 
 
 async def json_patch(request: Request) -> Any:
@@ -314,8 +347,8 @@ def update_image(
     ctx: RequestContext = Depends(get_context),
     ops: Any = Depends(json_patch),
 ) -> dict[str, Any]:
-    with _service(request).db.session() as session:
-        image = _owned(session, ctx, image_id)
+    with service_of(request).db.session() as session:
+        image = owned(session, ctx, image_id)
         current = {key: image.spec.get(key) for key in BASE if key != "name"}
         current["name"] = image.name or None
         current["properties"] = dict(image.spec.get("properties") or {})
@@ -323,17 +356,35 @@ def update_image(
         name = updated.pop("name")
         if updated != current or name != (image.name or None):
             intent_images.change(session, image, name=name or "", spec=updated)
-        return image_body(image)
+        return rendered(session, image)
 
 
 @router.delete("/v2/images/{image_id}", status_code=204)
 def delete_image(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
-    service = _service(request)
+    service = service_of(request)
     with service.db.session() as session:
-        intent_images.delete_image(session, _owned(session, ctx, image_id))
+        intent_images.delete_image(session, owned(session, ctx, image_id))
     service.wake()
+    return Response(status_code=204)
+
+
+@router.post("/v2/images/{image_id}/actions/deactivate", status_code=204)
+def deactivate_image(
+    request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    with service_of(request).db.session() as session:
+        intent_images.deactivate(session, owned(session, ctx, image_id))
+    return Response(status_code=204)
+
+
+@router.post("/v2/images/{image_id}/actions/reactivate", status_code=204)
+def reactivate_image(
+    request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    with service_of(request).db.session() as session:
+        intent_images.reactivate(session, owned(session, ctx, image_id))
     return Response(status_code=204)
 
 
@@ -344,8 +395,8 @@ def delete_image(
 def add_tag(
     request: Request, image_id: str, tag: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
-    with _service(request).db.session() as session:
-        image = _owned(session, ctx, image_id)
+    with service_of(request).db.session() as session:
+        image = owned(session, ctx, image_id)
         tags = list(image.spec.get("tags") or [])
         if tag not in tags:
             updated = apply_patch(
@@ -362,8 +413,8 @@ def add_tag(
 def delete_tag(
     request: Request, image_id: str, tag: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
-    with _service(request).db.session() as session:
-        intent_images.delete_tag(session, _owned(session, ctx, image_id), tag)
+    with service_of(request).db.session() as session:
+        intent_images.delete_tag(session, owned(session, ctx, image_id), tag)
     return Response(status_code=204)
 
 
@@ -372,7 +423,7 @@ def delete_tag(
 
 def _begin_upload(service: Any, ctx: RequestContext, image_id: str) -> None:
     with service.db.session() as session:
-        intent_images.begin_upload(session, _owned(session, ctx, image_id))
+        intent_images.begin_upload(session, owned(session, ctx, image_id))
 
 
 def _finish_upload(service: Any, image_id: str, part: Path, stats: dict[str, Any]) -> None:
@@ -391,7 +442,7 @@ def _absorb(out: BinaryIO, chunk: bytes, hashes: tuple[Any, Any]) -> None:
         digest.update(chunk)
 
 
-async def _receive(request: Request, part: Path, cap: int) -> dict[str, Any]:
+async def receive_data(request: Request, part: Path, cap: int) -> dict[str, Any]:
     """Stream the request body into `part`; size and hashes of what came."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha512 = hashlib.sha512()
@@ -416,7 +467,7 @@ async def _receive(request: Request, part: Path, cap: int) -> dict[str, Any]:
 async def upload_image_data(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
-    service = _service(request)
+    service = service_of(request)
     cap = int(service.config.max_image_size)
     for header in ("x-openstack-image-size", "content-length"):
         declared = request.headers.get(header, "")
@@ -425,7 +476,7 @@ async def upload_image_data(
     await run_in_threadpool(_begin_upload, service, ctx, image_id)
     part = service.images_dir / f".{image_id}.{uuid.uuid4().hex}.part"
     try:
-        stats = await _receive(request, part, cap)
+        stats = await receive_data(request, part, cap)
         await run_in_threadpool(_finish_upload, service, image_id, part, stats)
     except BaseException:
         part.unlink(missing_ok=True)
@@ -449,10 +500,14 @@ async def upload_image_data(
 def download_image_data(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
-    with _service(request).db.read() as session:
-        image = _visible(session, ctx, image_id)
+    with service_of(request).db.read() as session:
+        image = visible(session, ctx, image_id)
         status, spec = image.status, dict(image.spec)
-    if status != "active" or not spec.get("data_path"):
+    if status == "deactivated" and not ctx.is_admin:
+        raise Forbidden(
+            "The requested image has been deactivated. Image data download is prohibited."
+        )
+    if status not in ("active", "deactivated") or not spec.get("data_path"):
         return Response(status_code=204)
     path = Path(spec["data_path"])
     if not path.is_file():

@@ -2,7 +2,9 @@
 
 from fastapi import APIRouter
 
-from isthmus.api.image import images
+from isthmus.api.image import images, imports, members
 
 router = APIRouter()
 router.include_router(images.router)
+router.include_router(members.router)
+router.include_router(imports.router)

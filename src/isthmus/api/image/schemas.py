@@ -3,7 +3,8 @@ updates of PATCH /v2/images/{id}, and the JSON schemas served under /v2/schemas.
 
 An image's attributes are the base ones below plus free-form "extra properties"
 (string values) that Glance shows as top-level keys; Isthmus keeps those in
-`spec["properties"]`.
+`spec["properties"]`. Names in Glance's reserved `os_glance` namespace are refused
+(403), as Glance does. Also the member schemas (/v2/schemas/member(s)).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ BASE = (
     "os_hidden",
 )
 MAX_TAGS = 128
+RESERVED_NAMESPACE = "os_glance"
 PATCH_CONTENT_TYPES = (
     "application/openstack-images-v2.1-json-patch",
     "application/openstack-images-v2.0-json-patch",
@@ -93,8 +95,15 @@ def check_base(key: str, value: Any, is_admin: bool) -> Any:
     raise BadRequest(f"Unknown attribute {key!r}.")
 
 
+def check_reserved(key: str) -> None:
+    """Glance reserves the `os_glance` namespace for its own properties (403)."""
+    if key.startswith(RESERVED_NAMESPACE):
+        raise Forbidden(f"Attribute '{key}' is reserved.")
+
+
 def check_property(key: str, value: Any) -> str:
     """A valid extra property (string key and value)."""
+    check_reserved(key)
     if not key or len(key) > 255:
         raise BadRequest("Invalid property name: 1 to 255 characters.")
     if not isinstance(value, str):
@@ -161,6 +170,7 @@ def apply_patch(current: dict[str, Any], ops: Any, is_admin: bool, status: str) 
             raise BadRequest(f"Operation {kind} on {key} needs a value.")
         if key in READ_ONLY or key in ("id", "owner"):
             raise Forbidden(f"Attribute '{key}' is read-only.")
+        check_reserved(key)
         if key in BASE:
             if kind == "remove":
                 raise Forbidden(f"Attribute '{key}' is reserved and cannot be removed.")
@@ -238,4 +248,31 @@ def images_schema() -> dict[str, Any]:
             {"rel": "next", "href": "{next}"},
             {"rel": "describedby", "href": "{schema}"},
         ],
+    }
+
+
+def member_schema() -> dict[str, Any]:
+    """The JSON schema of one image member (/v2/schemas/member)."""
+    return {
+        "name": "member",
+        "properties": {
+            "created_at": {"type": "string"},
+            "image_id": {"type": "string"},
+            "member_id": {"type": "string"},
+            "schema": {"type": "string", "readOnly": True},
+            "status": {"type": "string", "enum": ["pending", "accepted", "rejected"]},
+            "updated_at": {"type": "string"},
+        },
+    }
+
+
+def members_schema() -> dict[str, Any]:
+    """The JSON schema of an image's member list (/v2/schemas/members)."""
+    return {
+        "name": "members",
+        "properties": {
+            "members": {"type": "array", "items": member_schema()},
+            "schema": {"type": "string"},
+        },
+        "links": [{"rel": "describedby", "href": "{schema}"}],
     }
