@@ -56,7 +56,7 @@ from isthmus.api.image.schemas import (
 from isthmus.errors import BadRequest, Forbidden, NotFound, OverQuota
 from isthmus.intent import image_members
 from isthmus.intent import images as intent_images
-from isthmus.intent.image_imports import StoreState, store_states
+from isthmus.intent.image_imports import IMPORT_METHODS, StoreState, store_states, stores
 from isthmus.store import repo
 from isthmus.store.tables import Resource
 
@@ -224,7 +224,11 @@ def create_image(
             spec=spec,
         )
         answer = image_body(image)
+        store_ids = stores(session)
     response.headers["Location"] = f"{base_url_of(request)}/image/v2/images/{answer['id']}"
+    # as Glance: what the new image can be imported with, and into (openstacksdk reads it)
+    response.headers["OpenStack-image-import-methods"] = ",".join(IMPORT_METHODS)
+    response.headers["OpenStack-image-store-ids"] = ",".join(store_ids)
     return answer
 
 
