@@ -191,3 +191,45 @@ def test_reserved_properties_and_deactivation(quiet_cloud: Cloud) -> None:
     assert cloud.client.post(reactivate, headers=cloud.demo).status_code == 204
     assert show(cloud, image["id"])["status"] == "active"
     assert cloud.client.get(f"{IMAGES}/{image['id']}/file", headers=cloud.demo).content == b"data"
+
+
+def test_a_copy_that_fails_for_good_is_a_failed_store(
+    quiet_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from isthmus.errors import PermanentError
+
+    cloud = quiet_cloud
+    broken = cloud.service.sites.get("site-c")
+
+    def refuse(spec: Any) -> Any:
+        raise PermanentError("site-c: no space left for images")
+
+    monkeypatch.setattr(broken, "_ensure_image", refuse)
+    image = create_image(cloud, cloud.demo, name="half")
+    assert stage(cloud, cloud.demo, image["id"], b"some bytes").status_code == 204
+    accepted = start_import(
+        cloud,
+        cloud.demo,
+        image["id"],
+        method={"name": "glance-direct"},
+        stores=["site-b", "site-c"],
+        all_stores_must_succeed=False,
+    )
+    assert accepted.status_code == 202, accepted.text
+    importing = show(cloud, image["id"])
+    assert importing["os_glance_importing_to_stores"] == "site-b,site-c"
+    assert importing["os_glance_failed_import"] == ""
+    cloud.wait_idle()
+    shown = show(cloud, image["id"])
+    assert (shown["status"], shown["stores"]) == ("active", "site-b")
+    assert shown["os_glance_importing_to_stores"] == ""
+    assert shown["os_glance_failed_import"] == "site-c"
+
+    monkeypatch.undo()
+    again = start_import(
+        cloud, cloud.admin, image["id"], method={"name": "copy-image"}, stores=["site-c"]
+    )
+    assert again.status_code == 202, again.text
+    cloud.wait_idle()
+    shown = show(cloud, image["id"])
+    assert (shown["stores"], shown["os_glance_failed_import"]) == ("site-b,site-c", "")

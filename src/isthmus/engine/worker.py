@@ -353,7 +353,10 @@ class Engine:
                 binding.last_error = message
                 binding.updated_at = repo.utcnow()
             if resource is not None and not resource.deleting:
-                resource.status = kinds.error_status(item.kind)
+                # an image's data stays whole in Isthmus: a copy that failed is that
+                # site's, shown as a failed store (intent/image_imports.store_states)
+                if item.kind != kinds.IMAGE:
+                    resource.status = kinds.error_status(item.kind)
                 resource.observed = {"fault": message, "site": item.site}
             queue.complete(session, item)
 
