@@ -85,7 +85,7 @@ def test_ipv4_subnet_defaults_pools_and_validation(cloud: Cloud) -> None:
         ({"cidr": "10.9.0.0/24", "dns_nameservers": ["nope"]}, 400),
         ({"cidr": "10.9.0.0/24", "host_routes": [{"destination": "x", "nexthop": "1.1.1.1"}]}, 400),
         ({"cidr": "10.9.0.0/24", "ipv6_ra_mode": "slaac"}, 400),
-        ({"cidr": "10.9.0.0/24", "subnetpool_id": "pool"}, 400),
+        ({"cidr": "10.9.0.0/24", "subnetpool_id": "pool"}, 404),  # no such pool
         ({"cidr": "10.9.0.0/24", "ip_version": 5}, 400),
         ({"cidr": "10.9.0.0/24", "bogus": 1}, 400),
         ({"cidr": "10.9.0.0/24", "network_id": "missing"}, 404),

@@ -192,3 +192,126 @@ def random_mac(rng: random.Random | None = None) -> str:
     (the prefix's first octet is even, and normalize_mac checks the whole of it)."""
     rng = rng or random.SystemRandom()
     return normalize_mac(MAC_PREFIX + "".join(f":{rng.randrange(256):02x}" for _ in range(3)))
+
+
+# -- subnet pools (subnet_allocation): one address space over every site ------------------
+
+# Neutron's bounds per IP version: (default min_prefixlen, longest prefix)
+POOL_PREFIXLEN = {4: (8, 32), 6: (64, 128)}
+
+
+def pool_prefixes(prefixes: Any) -> tuple[int, list[str]]:
+    """A pool's prefixes as Neutron keeps them: (IP version, the compacted CIDRs).
+    400 for an empty list, a bad CIDR, or IPv4 and IPv6 mixed."""
+    if not isinstance(prefixes, list) or not prefixes:
+        raise BadRequest("Empty subnet pool prefix list.", "EmptySubnetPoolPrefixList")
+    networks: list[IPNetwork] = []
+    for prefix in prefixes:
+        try:
+            if not isinstance(prefix, str) or "/" not in prefix:
+                raise ValueError(prefix)
+            networks.append(ipaddress.ip_network(prefix, strict=False))
+        except ValueError:
+            raise BadRequest(
+                f"Invalid input for prefixes. Reason: '{prefix}' is not a valid IP subnet.",
+                "HTTPBadRequest",
+            ) from None
+    versions = {n.version for n in networks}
+    if len(versions) > 1:
+        raise BadRequest(
+            "Cannot mix IPv4 and IPv6 prefixes in a subnet pool.", "PrefixVersionMismatch"
+        )
+    version = versions.pop()
+    merged = ipaddress.collapse_addresses(networks)  # type: ignore[type-var]
+    return version, [str(n) for n in sorted(merged)]
+
+
+def _illegal_bounds(kind: str, value: int, base_kind: str, base: int) -> BadRequest:
+    return BadRequest(
+        f"Illegal prefix bounds: {kind}={value}, {base_kind}={base}.",
+        "IllegalSubnetPoolPrefixBounds",
+    )
+
+
+def prefix_bounds(
+    version: int, minimum: int | None, maximum: int | None, default: int | None
+) -> tuple[int, int, int]:
+    """(min, max, default) prefix lengths of a pool, Neutron's defaults filled in
+    (min 8 / 64, max 32 / 128, default = min) and checked as Neutron does."""
+    low = POOL_PREFIXLEN[version][0] if minimum is None else minimum
+    longest = POOL_PREFIXLEN[version][1]
+    high = longest if maximum is None else maximum
+    chosen = low if default is None else default
+    if low < 0:
+        raise BadRequest(
+            f"Prefix '{low}' not supported in IPv{version} pool.", "UnsupportedMinSubnetPoolPrefix"
+        )
+    if low > high:
+        raise _illegal_bounds("min_prefixlen", low, "max_prefixlen", high)
+    if high > longest:
+        raise _illegal_bounds("max_prefixlen", high, "ip_version_max", longest)
+    if chosen < low:
+        raise _illegal_bounds("default_prefixlen", chosen, "min_prefixlen", low)
+    if chosen > high:
+        raise _illegal_bounds("default_prefixlen", chosen, "max_prefixlen", high)
+    return low, high, chosen
+
+
+def prefixes_overlap(first: Iterable[str], second: Iterable[str]) -> bool:
+    """Whether any CIDR of `first` overlaps one of `second`."""
+    a = [ipaddress.ip_network(c) for c in first]
+    b = [ipaddress.ip_network(c) for c in second]
+    return any(x.version == y.version and x.overlaps(y) for x in a for y in b)
+
+
+def covers(outer: Iterable[str], inner: Iterable[str]) -> bool:
+    """Whether every CIDR of `inner` lies inside one of `outer` (a pool's prefixes
+    may only grow)."""
+    nets = [ipaddress.ip_network(c) for c in outer]
+    return all(
+        any(n.version == i.version and i.subnet_of(n) for n in nets)  # type: ignore[arg-type]
+        for i in (ipaddress.ip_network(c) for c in inner)
+    )
+
+
+def free_prefixes(prefixes: Iterable[str], used: Iterable[str]) -> list[IPNetwork]:
+    """What of the pool's `prefixes` no `used` CIDR (its subnets, in every site)
+    covers, smallest blocks first (Neutron's best fit)."""
+    free: list[IPNetwork] = [ipaddress.ip_network(p) for p in prefixes]
+    for cidr in (ipaddress.ip_network(u) for u in used):
+        remaining: list[IPNetwork] = []
+        for block in free:
+            if block.version != cidr.version or not block.overlaps(cidr):
+                remaining.append(block)
+            elif cidr.subnet_of(block) and cidr != block:  # type: ignore[arg-type]
+                remaining.extend(block.address_exclude(cidr))  # type: ignore[arg-type]
+        free = remaining
+    return sorted(free, key=lambda n: (-n.prefixlen, int(n.network_address)))
+
+
+def allocate_prefix(
+    prefixes: Iterable[str],
+    used: Iterable[str],
+    prefixlen: int,
+    wanted: IPNetwork | None = None,
+) -> IPNetwork:
+    """A CIDR of `prefixlen` from the pool: `wanted` if it is free, else the first
+    free one of the smallest block that holds it; 409 SubnetAllocationError when
+    the pool has no room (Neutron's reasons)."""
+    free = free_prefixes(prefixes, used)
+    if wanted is not None:
+        if any(wanted.version == b.version and wanted.subnet_of(b) for b in free):  # type: ignore[arg-type]
+            return wanted
+        raise Conflict(
+            "Failed to allocate subnet: Cannot allocate requested subnet from the available"
+            " set of prefixes.",
+            "SubnetAllocationError",
+        )
+    for block in free:
+        if prefixlen >= block.prefixlen:
+            return ipaddress.ip_network(f"{block.network_address}/{prefixlen}")
+    raise Conflict(
+        f"Failed to allocate subnet: Insufficient prefix space to allocate subnet size"
+        f" /{prefixlen}.",
+        "SubnetAllocationError",
+    )

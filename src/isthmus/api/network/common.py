@@ -62,6 +62,8 @@ _NOT_FOUND = {
         "SecurityGroupRuleNotFound",
         "Security group rule {id} does not exist",
     ),
+    "subnet_pool": ("SubnetPoolNotFound", "Subnet pool {id} could not be found."),
+    "address_scope": ("AddressScopeNotFound", "Address scope {id} could not be found."),
 }
 
 # collection name in URLs and bodies -> resource kind
@@ -73,7 +75,11 @@ COLLECTIONS = {
     "floatingips": "floating_ip",
     "security-groups": "security_group",
     "security-group-rules": "security_group_rule",
+    "subnetpools": "subnet_pool",
+    "address-scopes": "address_scope",
 }
+# kinds a `shared` spec key makes visible to every project
+SHAREABLE = ("subnet_pool", "address_scope")
 
 _PAGING_PARAMS = frozenset(
     {
@@ -310,6 +316,8 @@ def visible(session: Session, ctx: RequestContext, resource: Resource) -> bool:
         return network_is_public(resource)
     if resource.kind == "subnet" and resource.parent_id:
         return network_is_public(session.get(Resource, resource.parent_id))
+    if resource.kind in SHAREABLE:
+        return bool(resource.spec.get("shared"))
     return False
 
 
@@ -343,9 +351,11 @@ def live(session: Session, kind: str, **columns: Any) -> list[Resource]:
 def visible_rows(session: Session, ctx: RequestContext, kind: str) -> list[Resource]:
     """The live resources of `kind` the caller may list."""
     query = select(Resource).where(Resource.kind == kind, Resource.deleting.is_(False))
-    if not ctx.is_admin and kind not in ("network", "subnet"):
+    if not ctx.is_admin and kind not in ("network", "subnet", *SHAREABLE):
         query = query.where(Resource.project_id == ctx.project_id)
     rows = list(session.scalars(query.order_by(Resource.created_at, Resource.id)))
+    if kind in SHAREABLE and not ctx.is_admin:
+        return [r for r in rows if r.project_id == ctx.project_id or r.spec.get("shared")]
     if ctx.is_admin or kind not in ("network", "subnet"):
         return rows
     if kind == "network":

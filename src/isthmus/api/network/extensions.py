@@ -125,7 +125,7 @@ EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
     (
         "standard-attr-tag",
         "Tag support for resources with standard attribute: subnet, router, network, port,"
-        " security_group, floatingip",
+        " security_group, floatingip, subnetpool, address_scope",
         "Enables to set tag on resources with standard attribute.",
         "2017-01-01T00:00:00-00:00",
     ),
@@ -178,5 +178,29 @@ EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
         "Allowed Address Pairs",
         "Provides allowed address pairs",  # api/network/ports.py
         "2013-07-23T10:00:00-00:00",
+    ),
+    (
+        "subnet_allocation",
+        "Subnet Allocation",
+        "Enables allocation of subnets from a subnet pool",  # api/network/pools.py
+        "2015-03-30T10:00:00-00:00",
+    ),
+    (
+        "subnetpool",
+        "Neutron L3 Subnet Pool",
+        "Layer 3 subnet pool abstraction",
+        "2012-01-01T10:00:00-00:00",
+    ),
+    (
+        "default-subnetpools",
+        "Default Subnetpools",
+        "Provides ability to mark and use a subnetpool as the default.",
+        "2016-02-18T18:00:00-00:00",
+    ),
+    (
+        "address-scope",
+        "Address scope",
+        "Address scopes extension.",  # api/network/pools.py
+        "2015-07-26T10:00:00-00:00",
     ),
 )

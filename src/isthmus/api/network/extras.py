@@ -5,9 +5,10 @@
   store/quotas.py. A member reads its own project's; an admin reads any, sets them
   (PUT) and resets them to the defaults (DELETE). Usage counts what was accepted
   and not yet deleted.
-- Tags (`standard-attr-tag`) on networks, subnets, ports, routers, floating IPs and
-  security groups: replace all (PUT .../tags), add or remove one, remove all,
-  read or check one. A tag change bumps the resource's revision (`repo.change`).
+- Tags (`standard-attr-tag`) on networks, subnets, ports, routers, floating IPs,
+  security groups, subnet pools and address scopes: replace all (PUT .../tags), add
+  or remove one, remove all, read or check one. A tag change bumps the resource's
+  revision (`repo.change`).
 """
 
 from __future__ import annotations
@@ -150,7 +151,16 @@ def reset_quota(
 
 # -- tags (standard-attr-tag) ----------------------------------------------------------------
 
-_TAGGABLE = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups")
+_TAGGABLE = (
+    "networks",
+    "subnets",
+    "ports",
+    "routers",
+    "floatingips",
+    "security-groups",
+    "subnetpools",
+    "address-scopes",
+)
 
 
 def _tag_target(

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
-from isthmus.api.network import extensions
+from isthmus.api.network import extensions, pools
 from isthmus.errors import BadRequest, NotFound
 from isthmus.fabric import interconnect
 from isthmus.intent import networks as intent_networks
@@ -188,9 +188,15 @@ MAX_VNI = 2**24 - 1
 
 
 def network_body(
-    network: Resource, subnets: list[str], zones: list[str], admin: bool
+    network: Resource,
+    subnets: list[str],
+    zones: list[str],
+    admin: bool,
+    scopes: dict[int, str] | None = None,
 ) -> dict[str, Any]:
+    """`scopes`: IP version -> the address scope of the network's subnets' pool."""
     spec = network.spec
+    scopes = scopes or {}
     body = {
         **nc.common_fields(network),
         "status": network.status or "ACTIVE",
@@ -202,8 +208,8 @@ def network_body(
         "subnets": subnets,
         "availability_zone_hints": list(spec.get("availability_zone_hints") or []),
         "availability_zones": zones,
-        "ipv4_address_scope": None,
-        "ipv6_address_scope": None,
+        "ipv4_address_scope": scopes.get(4),
+        "ipv6_address_scope": scopes.get(6),
         "port_security_enabled": bool(spec.get("port_security_enabled", True)),
     }
     if admin:
@@ -217,9 +223,10 @@ def network_body(
 
 
 def show_network(session: Session, ctx: RequestContext, network: Resource) -> dict[str, Any]:
-    subnets = [s.id for s in subnets_of(session, network.id)]
+    rows = subnets_of(session, network.id)
     zones = nc.zones_of(session, [network.id])[network.id]
-    return network_body(network, subnets, zones, ctx.is_admin)
+    scopes = pools.address_scopes(session, rows).get(network.id)
+    return network_body(network, [s.id for s in rows], zones, ctx.is_admin, scopes)
 
 
 def _mtu(value: Any, has_v6: bool) -> int:
@@ -277,11 +284,16 @@ def list_networks(request: Request, ctx: RequestContext = Depends(get_context)) 
         rows = nc.visible_rows(session, ctx, "network")
         ids = [r.id for r in rows]
         subnets: dict[str, list[str]] = {i: [] for i in ids}
-        for subnet in nc.live(session, "subnet"):
+        subnet_rows = nc.live(session, "subnet")
+        for subnet in subnet_rows:
             if subnet.parent_id in subnets:
                 subnets[subnet.parent_id].append(subnet.id)
         zones = nc.zones_of(session, ids)
-        bodies = [network_body(r, subnets[r.id], zones[r.id], ctx.is_admin) for r in rows]
+        scopes = pools.address_scopes(session, subnet_rows)
+        bodies = [
+            network_body(r, subnets[r.id], zones[r.id], ctx.is_admin, scopes.get(r.id))
+            for r in rows
+        ]
     return nc.list_page(request, "networks", "network", bodies)
 
 

@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
-from isthmus.api.network import extras, floating_ips, l3, networks, ports, security, subnets
+from isthmus.api.network import (
+    extras,
+    floating_ips,
+    l3,
+    networks,
+    pools,
+    ports,
+    security,
+    subnets,
+)
 
 router = APIRouter()
 router.include_router(networks.router)
@@ -11,4 +20,5 @@ router.include_router(ports.router)
 router.include_router(security.router)
 router.include_router(l3.router)
 router.include_router(floating_ips.router)
+router.include_router(pools.router)
 router.include_router(extras.router)

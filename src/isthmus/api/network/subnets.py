@@ -8,8 +8,11 @@ the engine brings it to a site together with its network when a port there needs
 it. The checks that need the store (overlap, gateway in use, 409 SubnetInUse on
 delete while a live port holds an address in it) and the writes are
 intent/networks.py's; this module parses and answers.
-Addresses are allocated by the global IPAM of store/ports.py. Subnet pools are
-not offered: a subnet needs a `cidr`.
+Addresses are allocated by the global IPAM of store/ports.py. A subnet may come
+from a subnet pool (`subnetpool_id`, or `use_default_subnetpool`): with a `cidr`
+the pool must have it free, else it gets the pool's next free prefix of
+`prefixlen` (default: the pool's default_prefixlen), from the one address space
+of all sites (intent/subnet_pools.allocate_cidr).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from isthmus.api.context import RequestContext, get_context
 from isthmus.api.network import common as nc
 from isthmus.errors import BadRequest
 from isthmus.intent import networks as intent_networks
+from isthmus.intent import subnet_pools
 from isthmus.model import ipam
 from isthmus.store.tables import Resource
 
@@ -100,7 +104,7 @@ def subnet_body(subnet: Resource, external: bool) -> dict[str, Any]:
         "enable_dhcp": bool(spec.get("enable_dhcp", True)),
         "ipv6_ra_mode": spec.get("ipv6_ra_mode"),
         "ipv6_address_mode": spec.get("ipv6_address_mode"),
-        "subnetpool_id": None,
+        "subnetpool_id": spec.get("subnetpool_id"),
         "service_types": [],
         "segment_id": None,
         "router:external": external,
@@ -228,19 +232,32 @@ def _ipv6_modes(
 
 
 def _check_unsupported(data: dict[str, Any]) -> None:
-    if (
-        data.get("subnetpool_id") is not None
-        or nc.to_bool("use_default_subnetpool", data.get("use_default_subnetpool", False))
-        or data.get("prefixlen") is not None
-    ):
-        raise BadRequest(
-            "Invalid input for operation: subnet pools are not supported; give a cidr.",
-            "InvalidInput",
-        )
     if nc.to_list("service_types", data.get("service_types")):
         raise nc.invalid("service_types", "service types are not supported")
     if data.get("segment_id") is not None:
         raise nc.invalid("segment_id", "segments are not supported")
+
+
+def _pool(session: Session, ctx: RequestContext, data: dict[str, Any]) -> Resource | None:
+    """The pool a subnet is made from (the caller's or a shared one), if any."""
+    if data.get("subnetpool_id") is not None:
+        pool_id = nc.to_id("subnetpool_id", data["subnetpool_id"])
+        return nc.load(session, ctx, "subnet_pool", pool_id)
+    if nc.to_bool("use_default_subnetpool", data.get("use_default_subnetpool", False)):
+        version = nc.to_int("ip_version", data.get("ip_version", 4))
+        pool = subnet_pools.default_pool(session, version)
+        if pool is None:
+            raise BadRequest(
+                f"Bad subnets request: No default subnetpool found for IPv{version}.",
+                "BadRequest",
+            )
+        return pool
+    if data.get("prefixlen") is not None:
+        raise BadRequest(
+            "Bad subnets request: a cidr must be specified in the absence of a subnet pool.",
+            "BadRequest",
+        )
+    return None
 
 
 def _new_subnet(
@@ -252,15 +269,35 @@ def _new_subnet(
         raise BadRequest("Failed to parse request. Required attribute 'network_id' not specified")
     net = nc.load(session, ctx, "network", nc.to_id("network_id", data["network_id"]))
     nc.require_owner(ctx, net, "create_subnet")
-    version = nc.to_int("ip_version", data.get("ip_version", 4))
+    pool = _pool(session, ctx, data)
+    default_version = pool.spec.get("ip_version", 4) if pool is not None else 4
+    version = nc.to_int("ip_version", data.get("ip_version", default_version))
     if version not in (4, 6):
         raise nc.invalid("ip_version", f"{version} is not in [4, 6]")
-    if data.get("cidr") is None:
+    if data.get("cidr") is None and pool is None:
         raise BadRequest(
             "Bad subnets request: a cidr must be specified in the absence of a subnet pool.",
             "BadRequest",
         )
-    network = _cidr(data["cidr"], version)
+    if pool is None:
+        network = _cidr(data["cidr"], version)
+    else:
+        if data.get("cidr") is not None and data.get("prefixlen") is not None:
+            raise BadRequest(
+                "Bad subnets request: cidr and prefixlen must not be supplied together.",
+                "BadRequest",
+            )
+        wanted = _cidr(data["cidr"], version) if data.get("cidr") is not None else None
+        length = data.get("prefixlen")
+        network = subnet_pools.allocate_cidr(
+            session,
+            pool,
+            net,
+            version=version,
+            cidr=wanted,
+            prefixlen=None if length is None else nc.to_int("prefixlen", length, 0, 128),
+        )
+        ipam.parse_cidr(str(network), version)  # a prefix too small to hold addresses: 400
     intent_networks.check_subnet_overlap(session, net, network)
     if version == 6 and int(net.spec.get("mtu", nc.DEFAULT_MTU)) < nc.MIN_MTU_V6:
         raise BadRequest(
@@ -291,6 +328,7 @@ def _new_subnet(
         "ipv6_address_mode": address_mode,
         "description": nc.to_str("description", data.get("description")),
         "tags": [],
+        "subnetpool_id": pool.id if pool is not None else None,
     }
     if "project_id" in data or "tenant_id" in data:
         project = nc.owner_of(ctx, data)
