@@ -233,3 +233,28 @@ def test_a_copy_that_fails_for_good_is_a_failed_store(
     cloud.wait_idle()
     shown = show(cloud, image["id"])
     assert (shown["stores"], shown["os_glance_failed_import"]) == ("site-b,site-c", "")
+
+
+def test_an_admin_removes_an_image_from_one_store(cloud: Cloud) -> None:
+    image = create_image(cloud, cloud.demo, name="two-sites")
+    assert stage(cloud, cloud.demo, image["id"], b"bytes" * 100).status_code == 204
+    body = {"method": {"name": "glance-direct"}, "stores": ["site-a", "site-b"]}
+    assert start_import(cloud, cloud.demo, image["id"], **body).status_code == 202
+    cloud.wait_idle()
+    assert show(cloud, image["id"])["stores"] == "site-a,site-b"
+
+    store = f"/image/v2/stores/site-b/{image['id']}"
+    for path, headers, status, words in (
+        (store, cloud.demo, 403, "delete_image_location"),
+        (f"/image/v2/stores/nowhere/{image['id']}", cloud.admin, 409, "nowhere"),
+        (f"/image/v2/stores/site-b/{'0' * 8}-0000-0000-0000-{'0' * 12}", cloud.admin, 404, "find"),
+        (f"/image/v2/stores/site-c/{image['id']}", cloud.admin, 404, "not stored"),
+    ):
+        answer = cloud.client.delete(path, headers=headers)
+        assert answer.status_code == status, (path, answer.text)
+        assert words in answer.json()["error"]["message"], answer.text
+    assert cloud.client.delete(store, headers=cloud.admin).status_code == 204
+    cloud.wait_idle()
+    assert show(cloud, image["id"])["stores"] == "site-a"
+    assert cloud.service.sites.get("site-b").observe("image", image["id"]) is None
+    assert cloud.service.sites.get("site-a").observe("image", image["id"]) is not None

@@ -24,6 +24,10 @@ owner's: 403), no import already under way (409), the stores (`all_stores` with
 the image's (`active`, with its size and hashes) before the copies start.
 `all_stores_must_succeed` is accepted; a failed copy never takes the image's data
 back (it is in Isthmus, not in the site): the site is listed as failed.
+
+`remove_from_store` (DELETE /v2/stores/{store}/{image}, an admin's) takes a site off
+the image's stores; its copy leaves the site once no server there boots from it.
+Glance's refusal to remove the last store does not apply: the data stays in Isthmus.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.errors import BadRequest, Conflict, Forbidden
+from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
 from isthmus.intent import Caller
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource, Site, Work
@@ -153,3 +157,24 @@ def import_image(
         fields["status"] = "active"
     repo.change(session, image, sites=targets, spec=spec, **fields)
     return targets
+
+
+def check_store(session: Session, store: str) -> None:
+    """A store named in a URL exists (409, Glance checks it before the image)."""
+    if store not in stores(session):
+        raise Conflict(f"The selected store {store} is not available on this node.")
+
+
+def remove_from_store(session: Session, caller: Caller, image: Resource, store: str) -> None:
+    """Glance's delete-from-store, once `check_store` passed: 403 not an admin, 409
+    not active, 404 not in that store."""
+    if not caller.is_admin:
+        raise Forbidden("You are not authorized to complete delete_image_location action.")
+    if image.status != "active":
+        raise Conflict(
+            "It's not allowed to remove image data from store if image status is not 'active'"
+        )
+    wanted = list(image.spec.get("stores") or [])
+    if store not in wanted and store not in store_states(session, [image])[image.id].present:
+        raise NotFound(f"Image {image.id} is not stored in store {store}.")
+    repo.change(session, image, sites=[store], spec={"stores": [s for s in wanted if s != store]})

@@ -1,6 +1,7 @@
 """Image v2 interoperable import: discovery (GET /v2/info/import, /v2/info/stores),
-staging (PUT /v2/images/{id}/stage) and the import call (POST
-/v2/images/{id}/import) with the glance-direct and copy-image methods.
+staging (PUT /v2/images/{id}/stage), the import call (POST /v2/images/{id}/import)
+with the glance-direct and copy-image methods, and removing an image from one store
+(DELETE /v2/stores/{store}/{id}).
 
 Each enabled site is a store (intent/image_imports.py); web-download is not
 offered (Isthmus would fetch arbitrary URLs on a user's behalf). Staging streams
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.image.images import owned, receive_data, service_of, visible
-from isthmus.errors import BadRequest, OverQuota
+from isthmus.errors import BadRequest, NotFound, OverQuota
 from isthmus.intent import image_imports
 from isthmus.intent import images as intent_images
 
@@ -139,3 +140,19 @@ def import_image(
         image_imports.import_image(session, ctx, image, method, stores, all_stores)
     service.wake()
     return Response(status_code=202)
+
+
+@router.delete("/v2/stores/{store_id}/{image_id}", status_code=204)
+def delete_from_store(
+    request: Request, store_id: str, image_id: str, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    service = service_of(request)
+    with service.db.session() as session:
+        image_imports.check_store(session, store_id)
+        try:
+            image = visible(session, ctx, image_id)
+        except NotFound:
+            raise NotFound(f"Failed to find image {image_id}") from None
+        image_imports.remove_from_store(session, ctx, image, store_id)
+    service.wake()
+    return Response(status_code=204)
