@@ -51,6 +51,7 @@ def test_versions_schemas_and_the_default_image(cloud: Cloud) -> None:
     for path in ("/image", "/image/"):
         current = [v for v in cloud.client.get(path).json()["versions"] if v["status"] == "CURRENT"]
         assert len(current) == 1 and current[0]["links"][0]["href"].endswith("/image/v2/")
+        assert current[0]["id"] == "v2.10"  # delete from one store (multi-store, 2.8-2.10)
     schema = cloud.client.get("/image/v2/schemas/image", headers=cloud.demo).json()
     assert schema["name"] == "image" and "disk_format" in schema["properties"]
     assert cloud.client.get("/image/v2/schemas/images", headers=cloud.demo).json()["name"] == (

@@ -98,9 +98,7 @@ class FabricChapter:
             )
         return proc.returncode == 0
 
-    def probe(
-        self, demo: Demo, source: Endpoint, target: Endpoint, until_answered: bool
-    ) -> Result:
+    def probe(self, demo: Demo, source: Endpoint, target: Endpoint, until_answered: bool) -> Result:
         started = time.monotonic()
         tries = 0
         while True:

@@ -396,4 +396,3 @@ def demo_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
-

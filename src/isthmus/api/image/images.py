@@ -62,8 +62,9 @@ from isthmus.store.tables import Resource
 
 router = APIRouter(prefix="/image")
 
-# newest first; v2.7 added os_hidden and the os_hash_* fields Isthmus serves
-VERSIONS = ("2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
+# newest first: v2.6 interoperable import, v2.7 os_hidden and the os_hash_* fields, v2.8
+# multiple stores (/v2/info/stores), v2.9 copy-image, v2.10 delete from one store
+VERSIONS = ("2.10", "2.9", "2.8", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
 SORT_KEYS = (
     "created_at",
     "updated_at",
