@@ -141,6 +141,11 @@ def test_router_floating_ip_and_bgpvpn_land_in_the_site_and_leave_it(stack: Stac
     # gateway on the site's external network
     site_router = member.network.find_router(f"isthmus-{router}")
     assert site_router.external_gateway_info["network_id"] == stack.external_id
+    # at Isthmus's gateway address, so the site gives it to nothing else (a floating IP)
+    shown_router = api(cloud, "GET", f"/routers/{router}", status=200)["router"]
+    chosen = [f["ip_address"] for f in shown_router["external_gateway_info"]["external_fixed_ips"]]
+    site_gateway = site_router.external_gateway_info["external_fixed_ips"]
+    assert [f["ip_address"] for f in site_gateway] == chosen
     (interface,) = api(cloud, "GET", f"/ports?device_id={router}", status=200)["ports"]
     (leg,) = member.network.ports(device_id=site_router.id)
     assert leg.name == f"isthmus-{interface['id']}"

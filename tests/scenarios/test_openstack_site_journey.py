@@ -263,7 +263,7 @@ def test_outage_of_nova_and_neutron_mid_create_converges_without_duplicates(
         ports = [p for p in site.network.ports() if (p.name or "").startswith("isthmus-")]
         return all(p.status == "ACTIVE" for p in ports if p.device_id)
 
-    wait_for(bound, timeout=60, interval=0.5, what="ports of accepted builds bound")
+    wait_for(bound, timeout=180, interval=0.5, what="ports of accepted builds bound")
     stack.site.kill("neutron-server")
     later = [boot(conn, f"os-{i}", SITE, image.id, network.id) for i in range(3, 5)]
     later.append(boot(conn, "emb-1", EMBEDDED, image.id, network.id))

@@ -12,8 +12,12 @@
   When the spec has an external gateway, the router's gateway goes on the SITE's
   external network, which the site config names in `external_network` (name or
   id): Isthmus's external
-  network is its own abstraction, and the site's gateway address is the site's
-  choice (reported in `details["external_fixed_ips"]`). A site without
+  network is its own abstraction. The gateway address Isthmus chose is asked for
+  (with the config's `admin_cloud`: Neutron keeps `external_fixed_ips` to admins)
+  when it lies in a subnet of the site's external network, so that the site never
+  hands that address, or a floating IP Isthmus chose, to something else; otherwise,
+  or if the site refuses, the address is the site's choice (reported in
+  `details["external_fixed_ips"]`). A site without
   `external_network` gets a router without gateway, and `details["gateway"]` says
   why. `enable_snat` is left to the site (Neutron lets only admins set it).
   The spec's extra routes are set on the site router as they are (their nexthops
@@ -47,8 +51,26 @@ from isthmus.sites.openstack.network import NeutronKind
 if TYPE_CHECKING:
     from openstack.connection import Connection
 
+    from isthmus.sites.openstack.context import SiteContext
+
 INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed")
 ADDRESS_TAKEN = re.compile(r"already allocated", re.IGNORECASE)
+
+
+def address_in_external(site: SiteContext, external: Any, address: str | None) -> bool:
+    """Whether `address` lies in a subnet of the site's `external` network, read as
+    the site's admin (an external network's subnets are not always visible to its
+    users): only then may Isthmus's own choice of that address be asked for there."""
+    if not address or external is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    admin = site.admin()
+    with site.errors("list the external subnets (router)"):
+        cidrs = [s.cidr for s in admin.network.subnets(network_id=external.id)]
+    return any(ip in ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
 class Routers(NeutronKind[RouterSpec]):
@@ -140,9 +162,11 @@ class Routers(NeutronKind[RouterSpec]):
 
     def _sync_gateway(self, conn: Connection, obj: Any, spec: RouterSpec) -> tuple[Any, str]:
         """Put the router's gateway on the site's external network iff the spec has
-        one; a note when the spec's gateway cannot be had in this site."""
+        one (at Isthmus's gateway address where the site allows it); a note when the
+        spec's gateway cannot be had in this site."""
         note = ""
         wanted: str | None = None
+        external = None
         if spec.external_gateway is not None:
             external = self.external_network()
             if external is None:
@@ -153,10 +177,25 @@ class Routers(NeutronKind[RouterSpec]):
             else:
                 wanted = str(external.id)
         current = (field(obj, "external_gateway_info") or {}).get("network_id")
-        if current != wanted:
-            info = {"network_id": wanted} if wanted else {}
-            with self.errors("set the gateway"):
-                obj = conn.network.update_router(obj, external_gateway_info=info)
+        if current == wanted:
+            return obj, note
+        if wanted and spec.external_gateway is not None:
+            address = spec.external_gateway.ip_address
+            if address_in_external(self.site, external, address):
+                exact = {"network_id": wanted, "external_fixed_ips": [{"ip_address": address}]}
+                try:
+                    with self.errors("set the gateway at the chosen address"):
+                        return self.site.admin().network.update_router(
+                            obj, external_gateway_info=exact
+                        ), note
+                except PermanentError:
+                    pass  # not allowed there: the site picks the address
+                except TemporaryError as exc:
+                    if not ADDRESS_TAKEN.search(str(exc)):
+                        raise
+        info = {"network_id": wanted} if wanted else {}
+        with self.errors("set the gateway"):
+            obj = conn.network.update_router(obj, external_gateway_info=info)
         return obj, note
 
     def _sync_routes(self, conn: Connection, obj: Any, spec: RouterSpec) -> Any:
@@ -314,19 +353,6 @@ class FloatingIps(NeutronKind[FloatingIpSpec]):
             "router_id": field(obj, "router_id"),
         }
 
-    def _exact_address_possible(self, external: Any, address: str) -> bool:
-        if not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        # an external network's subnets are not always visible to its users
-        admin = self.site.admin()
-        with self.errors("list the external subnets"):
-            cidrs = [s.cidr for s in admin.network.subnets(network_id=external.id)]
-        return any(ip in ipaddress.ip_network(cidr) for cidr in cidrs)
-
     def ensure(self, spec: FloatingIpSpec) -> Observed:
         conn = self.conn
         for_what = f"floating IP {spec.isthmus_id}"
@@ -367,7 +393,7 @@ class FloatingIps(NeutronKind[FloatingIpSpec]):
             "description": site_name(spec.isthmus_id),
             **association,
         }
-        if self._exact_address_possible(external, spec.floating_ip_address):
+        if address_in_external(self.site, external, spec.floating_ip_address):
             admin = self.site.admin()
             exact = {
                 **body,
