@@ -88,6 +88,40 @@ def test_security_rules_render_to_nft() -> None:
     assert "ct state established,related accept" in text
 
 
+def _chain(text: str, name: str) -> list[str]:
+    """The rule lines of one chain of a rendered ruleset, in order."""
+    lines = text.splitlines()
+    start = lines.index(f"  chain {name} {{")
+    end = lines.index("  }", start)
+    return [line.strip() for line in lines[start + 1 : end]]
+
+
+def test_a_port_without_port_security_is_not_filtered_the_others_still_are() -> None:
+    members = {"g": ("10.0.0.5",)}
+    ssh = SecurityRule("ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+    from_group = SecurityRule("ingress", remote_group_id="g")
+    egress = SecurityRule("egress", remote_ip_prefix="0.0.0.0/0")
+    spec = SecurityGroupSpec("g", "default", rules=(ssh, from_group, egress),
+                             remote_group_members=(("g", members["g"]),))  # fmt: skip
+    text = render_ruleset([("eth0", [spec])], ["eth1"])
+    ingress, egress_rules = _chain(text, "input"), _chain(text, "output")
+    for rules, device in ((ingress, "iifname"), (egress_rules, "oifname")):
+        assert rules[0].endswith("policy drop;")  # everything else is still dropped
+        # eth1 accepts everything, ahead of the connection-state checks (no invalid drop)
+        assert rules[1] == f'{device} "eth1" accept'
+        assert rules.index(f'{device} "eth1" accept') < rules.index("ct state invalid drop")
+        assert f'{device} "eth0" accept' not in rules  # eth0 is not opened wholesale
+    # eth0 keeps exactly its group's rules
+    assert 'iifname "eth0" meta nfproto ipv4 meta l4proto tcp tcp dport 22 accept' in ingress
+    assert 'iifname "eth0" meta nfproto ipv4 ip saddr { 10.0.0.5 } accept' in ingress
+    assert 'oifname "eth0" meta nfproto ipv4 accept' in egress_rules
+    assert not [r for r in ingress if "eth1" in r and r != 'iifname "eth1" accept']
+    # with port security on again (no open interface) eth1 has no accept left at all
+    closed = render_ruleset([("eth0", [spec]), ("eth1", [])])
+    assert "eth1" not in closed
+    assert _chain(closed, "input")[1] == "ct state established,related accept"
+
+
 def test_local_driver_says_whether_its_data_plane_is_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

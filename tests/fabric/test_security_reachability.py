@@ -1,8 +1,10 @@
 """Security groups hold in the embedded data plane, driven through the Network and
 Compute APIs: servers in two sites on one network; the default group lets in only
 its own members; a rule added (ICMP from a CIDR, TCP from a remote group) opens
-the way within seconds, and removing it closes it again. Delays are measured by
-polling and printed (figures, not assertions).
+the way within seconds, and removing it closes it again. A port with port security
+off (port_security_enabled false, no groups) is not filtered at all; port security
+on again, with its group, filters it again. Delays are measured by polling and
+printed (figures, not assertions).
 
 Needs root, FRR, nft and nsenter (skipped with the reason otherwise); the
 `fabric` fixture of test_dataplane.py makes and tears everything down.
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fabric import test_dataplane
-from tests.fabric.api_support import FabricCloud
+from tests.fabric.api_support import FabricCloud, N
 from tests.fabric.test_dataplane import MISSING, Fabric
 from tests.waiting import wait_for
 
@@ -132,3 +134,39 @@ def test_default_group_and_rules_change_reachability(api: FabricCloud) -> None:
         f" {back_open:.2f}s; rule removed -> blocked: ICMP {icmp_closed:.2f}s,"
         f" TCP {tcp_closed:.2f}s, default<-web {back_closed:.2f}s"
     )
+
+
+def _port_security(api: FabricCloud, server: str, enabled: bool, groups: list[str]) -> None:
+    """PUT the server's port: port security on or off, with these security groups."""
+    (port,) = api.call("GET", f"{N}/ports?device_id={server}", api.demo)["ports"]
+    body = {"port": {"port_security_enabled": enabled, "security_groups": groups}}
+    shown = api.call("PUT", f"{N}/ports/{port['id']}", api.demo, body)["port"]
+    assert shown["port_security_enabled"] is enabled and shown["security_groups"] == groups
+
+
+def test_a_port_without_port_security_is_not_filtered(api: FabricCloud) -> None:
+    """A port with port_security_enabled false (and so no groups) lets in what its
+    group blocked, on any protocol; port security on again, with the group, blocks
+    again. The other servers' own filtering does not change."""
+    demo = api.demo
+    net = api.network(demo, "10.41.0.0/24", "ps-net")
+    web = api.group(demo, "web")  # Neutron's new group: egress rules only
+    a = api.boot(demo, "a", net, "site-a")  # default group
+    w = api.boot(demo, "w", net, "site-b", groups=["web"])
+    api.wait_active(demo, a, w)
+    ip = {server: api.ip(demo, server) for server in (a, w)}
+    api.serve_tcp(w, PORT)
+    api.serve_tcp(a, PORT)
+    assert not api.ping(a, ip[w], 0.5), "ICMP into `web` without a rule"
+    assert not api.tcp(a, ip[w], PORT, 0.5), "TCP into `web` without a rule"
+
+    _port_security(api, w, False, [])
+    opened = _opens(api, "icmp", a, ip[w])
+    assert api.tcp(a, ip[w], PORT), "TCP still filtered without port security"
+    # a's default group still keeps w out: only w's own port stopped filtering
+    assert not api.ping(w, ip[a], 0.5) and not api.tcp(w, ip[a], PORT, 0.5)
+
+    _port_security(api, w, True, [web])
+    closed = _closes(api, "icmp", a, ip[w])
+    assert not api.tcp(a, ip[w], PORT, 0.5), "TCP gets in with port security back on"
+    print(f"\nport security off -> reachable {opened:.2f}s; back on -> blocked {closed:.2f}s")

@@ -10,6 +10,9 @@ with `net.ipv4.ip_forward=1` (IPv6 off):
   the site's provider bridge of that external network (below), with the gateway
   port's address, a default route via the external subnet's gateway IP, and the
   floating IPs of the site as /32 addresses (so the router answers ARP for them);
+- its extra routes (extraroute; IPv4 only, IPv6 ones are control-plane only) in its
+  main table, protocol and metric 188, via their nexthops on its legs (several
+  nexthops for one destination: one multipath route), none while it is down;
 - nftables table `ip isthmus_nat`: per floating IP a DNAT (floating -> fixed) and
   an SNAT (fixed -> floating) out of `qg`, then, if `enable_snat`, an SNAT of the
   router's inside subnets to the gateway address.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,6 +69,8 @@ from isthmus.fabric.dataplane import (
 
 NAT_TABLE = "ip isthmus_nat"
 EXTERNAL_MTU = 1500
+EXTRA_ROUTE_PROTO = 188  # the route protocol number that marks a router's extra routes
+EXTRA_ROUTE_METRIC = 188  # their metric: a connected or default route of the same prefix wins
 
 
 @dataclass(frozen=True)
@@ -210,8 +216,13 @@ class Routers:
         external: ExternalLeg | None,
         fips: list[FloatingNat],
         up: bool = True,
+        routes: list[tuple[str, str]] | None = None,
     ) -> str:
-        """The router's namespace in `site`, shaped like the arguments; its name."""
+        """The router's namespace in `site`, shaped like the arguments; its name.
+        `up` False (admin_state_up false): its legs are down, it routes nothing.
+        `routes`: its extra routes (destination CIDR, nexthop); the IPv4 ones are
+        installed (see `_extra_routes`), the routes this call installed earlier and
+        that are no longer asked for are removed, no other route is touched."""
         for vni in sorted({leg.vni for leg in legs}):
             self.fabric.ensure_network(site, vni)
         namespace = self.namespace(site, router_id)
@@ -246,6 +257,7 @@ class Routers:
                     self._addresses(rtr, inner, set(leg.addresses), up)
                 if external is not None:
                     self._external(gw, rtr, namespace, router_id, external, fips, up)
+                self._extra_routes(rtr, routes or [], up)
             self._prune_external_bridges(gateway_ns)
         _nft(gateway_ns, render_gateway_filter(router_id, legs))
         _nft(namespace, render_nat(router_id, external, legs, fips))
@@ -313,6 +325,51 @@ class Routers:
             network = ipaddress.ip_network(f"{external.address}/{external.prefixlen}", False)
             if ipaddress.ip_address(external.gateway) in network:
                 rtr.route("replace", dst="0.0.0.0/0", gateway=external.gateway)
+
+    def _extra_routes(self, rtr: Any, routes: list[tuple[str, str]], up: bool) -> None:
+        """The router's extra routes in its main table: IPv4 ones only (an IPv6 route
+        is control-plane only, as IPv6 routing is here), several nexthops for one
+        destination as one multipath route. Ours are told apart by protocol
+        EXTRA_ROUTE_PROTO and carry metric EXTRA_ROUTE_METRIC, so they never replace
+        a connected route or the gateway's default route (those win on the same
+        prefix). None while the router is down: its legs are, so the kernel has
+        already dropped the routes through them. A nexthop the router cannot reach
+        (the intent layer allows only nexthops on its subnets) is a FabricError."""
+        from pyroute2 import NetlinkError
+
+        wanted: dict[str, frozenset[str]] = {}
+        for destination, nexthop in routes if up else ():
+            network = ipaddress.ip_network(destination, strict=False)
+            via_ip = ipaddress.ip_address(nexthop)
+            if network.version == 4 and via_ip.version == 4:
+                wanted[str(network)] = wanted.get(str(network), frozenset()) | {str(via_ip)}
+        have: dict[str, frozenset[str]] = {}
+        for route in rtr.get_routes(family=socket.AF_INET, proto=EXTRA_ROUTE_PROTO, table=254):
+            dst = f"{route.get_attr('RTA_DST') or '0.0.0.0'}/{route['dst_len']}"
+            hops = [h.get_attr("RTA_GATEWAY") for h in route.get_attr("RTA_MULTIPATH") or []]
+            have[dst] = frozenset(h for h in [*hops, route.get_attr("RTA_GATEWAY")] if h)
+        for dst in sorted(have.keys() - wanted.keys()):
+            with _ignore(errno.ESRCH):
+                rtr.route("del", dst=dst, proto=EXTRA_ROUTE_PROTO, priority=EXTRA_ROUTE_METRIC)
+        for dst, nexthops in sorted(wanted.items()):
+            if have.get(dst) == nexthops:
+                continue
+            hops = sorted(nexthops, key=ipaddress.ip_address)
+            via: dict[str, Any] = (
+                {"gateway": hops[0]}
+                if len(hops) == 1
+                else {"multipath": [{"gateway": hop} for hop in hops]}
+            )
+            try:
+                rtr.route(
+                    "replace",
+                    dst=dst,
+                    proto=EXTRA_ROUTE_PROTO,
+                    priority=EXTRA_ROUTE_METRIC,
+                    **via,
+                )
+            except NetlinkError as exc:
+                raise FabricError(f"extra route {dst} via {', '.join(hops)}: {exc}") from exc
 
     def _prune_external_bridges(self, gateway_ns: str) -> None:
         """Provider bridges no router uses any more go."""

@@ -3,7 +3,8 @@
 One table, `inet isthmus`, per server: input and output chains drop by default,
 let established/related traffic, loopback and IPv6 neighbour discovery through,
 and accept what the security groups of each port (`iifname`/`oifname eth<N>`)
-allow. A rule with a remote group matches the fixed IPs of that group's ports
+allow; a port without port security accepts everything. A rule with a remote
+group matches the fixed IPs of that group's ports
 (`SecurityGroupSpec.remote_group_members`); an empty group matches nothing.
 The ruleset replaces the previous one atomically (`nft -f`: add, delete and
 re-create the table in one transaction).
@@ -99,9 +100,12 @@ def render_rule(rule: SecurityRule, ifname: str, members: dict[str, tuple[str, .
     return " ".join(p for p in parts if p)
 
 
-def render_ruleset(interfaces: Iterable[Interface]) -> str:
-    """The whole table for one server (load it with `nft -f -`)."""
+def render_ruleset(interfaces: Iterable[Interface], open_interfaces: Iterable[str] = ()) -> str:
+    """The whole table for one server (load it with `nft -f -`). `open_interfaces`:
+    its ports without port security (port_security_enabled false), whose traffic
+    is accepted first, before any connection-state check or group rule."""
     chains: dict[str, list[str]] = {"ingress": [], "egress": []}
+    unfiltered = sorted(set(open_interfaces))
     for ifname, groups in interfaces:
         for group in groups:
             members = {gid: tuple(ips) for gid, ips in group.remote_group_members}
@@ -110,16 +114,17 @@ def render_ruleset(interfaces: Iterable[Interface]) -> str:
                 if line and rule.direction in chains and line not in chains[rule.direction]:
                     chains[rule.direction].append(line)
     out = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
-    for chain, hook, lo, direction in (
-        ("input", "input", 'iifname "lo"', "ingress"),
-        ("output", "output", 'oifname "lo"', "egress"),
+    for chain, hook, device, direction in (
+        ("input", "input", "iifname", "ingress"),
+        ("output", "output", "oifname", "egress"),
     ):
         out += [
             f"  chain {chain} {{",
             f"    type filter hook {hook} priority 0; policy drop;",
+            *(f'    {device} "{ifname}" accept' for ifname in unfiltered),
             "    ct state established,related accept",
             "    ct state invalid drop",
-            f"    {lo} accept",
+            f'    {device} "lo" accept',
             f"    icmpv6 type {{ {ND_TYPES} }} accept",
             *(f"    {line}" for line in chains[direction]),
             "  }",

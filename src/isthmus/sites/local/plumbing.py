@@ -216,15 +216,21 @@ class SitePlumbing:
         self._apply_rules(server_id, ports)
 
     def _apply_rules(self, server_id: str, ports: list[tuple[str, SiteObject]]) -> None:
+        """The server's nftables ruleset from its ports' groups; a port without port
+        security is not filtered at all (its groups, if any, do not matter)."""
         interfaces = []
+        unfiltered = []
         for ifname, port in ports:
+            if not port.spec.get("port_security_enabled", True):
+                unfiltered.append(ifname)
+                continue
             groups = []
             for group_id in port.spec.get("security_group_ids", []):
                 group = self.state.find("security_group", group_id)
                 if group is not None:
                     groups.append(group_spec(group.spec))
             interfaces.append((ifname, groups))
-        ruleset = render_ruleset(interfaces)
+        ruleset = render_ruleset(interfaces, unfiltered)
         self._guard(
             f"security of server {server_id}", self.fabric.apply_ruleset, server_id, ruleset
         )
@@ -304,6 +310,7 @@ class SitePlumbing:
             external,
             fips,
             bool(spec.get("admin_state_up", True)),
+            [(r["destination"], r["nexthop"]) for r in spec.get("routes") or []],
         )
 
     def router_absent(self, router_id: str) -> None:
