@@ -42,7 +42,9 @@ from sqlalchemy.orm import Session
 
 from isthmus.errors import BadRequest, Conflict, OverQuota
 from isthmus.intent import Caller
+from isthmus.intent.server_groups import PlacementHints, check_members_quota, spread
 from isthmus.model import ipam
+from isthmus.model.placement import NoValidHost
 from isthmus.model.specs import ServerSize
 from isthmus.store import placement, ports, quotas, repo
 from isthmus.store.tables import Resource
@@ -82,6 +84,8 @@ class BootRequest:
     access_ipv6: str = ""
     return_reservation_id: bool = False
     zones_allowed: list[str] | None = None  # from the networks' hints; None: any site
+    # the server group and same_host/different_host hints (intent/server_groups.py)
+    placement_hints: PlacementHints = field(default_factory=PlacementHints)
 
 
 # -- checks against the store ---------------------------------------------------------------
@@ -256,6 +260,9 @@ def boot(session: Session, caller: Caller, request: BootRequest) -> list[Resourc
     """Write the servers (and their ports) of a checked request; returns them."""
     project_id = caller.project_id
     count = allowed_count(session, project_id, request)
+    group = request.placement_hints.group
+    if group is not None:
+        check_members_quota(session, group, count)
     need = flavor_need(request.flavor)
     reservation_id = f"r-{secrets.token_hex(4)}"
     keypair = request.keypair
@@ -270,6 +277,7 @@ def boot(session: Session, caller: Caller, request: BootRequest) -> list[Resourc
             among=request.zones_allowed,
             nics=request.nics,
             group_ids=list(request.group_ids),
+            hints=request.placement_hints,
             spec={
                 "flavor": flavor_copy(request.flavor),
                 "image_id": request.image.id if request.image is not None else None,
@@ -287,6 +295,7 @@ def boot(session: Session, caller: Caller, request: BootRequest) -> list[Resourc
                 "access_ipv6": request.access_ipv6,
                 "reservation_id": reservation_id,
                 "launch_index": index,
+                **({"server_group": group.id} if group is not None else {}),
             },
         )
         servers.append(server)
@@ -304,11 +313,34 @@ def add_server(
     among: Collection[str] | None = None,
     nics: Sequence[Nic] = (),
     group_ids: list[str] | None = None,
+    hints: PlacementHints | None = None,
 ) -> Resource:
     """One new server: placed (capacity claimed), the ports of its `nics` made or
     taken in its site (new ports get `group_ids`, None: the project's `default`
-    group), its intent (`need` then `spec`) added as BUILD and its work enqueued."""
-    site = placement.place(session, need, availability_zone, among=among)
+    group), its intent (`need` then `spec`) added as BUILD and its work enqueued.
+
+    When its server group or host `hints` leave no site (model/placement.NoValidHost)
+    the server is still written, as Nova's scheduler leaves it: ERROR with the
+    fault "No valid host was found", in no site, with no ports and no claim."""
+    try:
+        site = placement.place(
+            session,
+            need,
+            availability_zone,
+            among=among,
+            spread=spread(session, hints) if hints is not None else None,
+        )
+    except NoValidHost as exc:
+        server = repo.add(
+            session,
+            "server",
+            project_id=project_id,
+            name=name,
+            status="ERROR",
+            spec={**need, **spec},
+        )
+        server.observed = {"fault": exc.message}
+        return server
     server_id = repo.new_id()
     for nic_index, nic in enumerate(nics):
         _attach_nic(session, project_id, group_ids, nic, nic_index, server_id, site)

@@ -17,6 +17,19 @@ valid host was found" when its own usage leaves no room, as Nova's scheduler
 does in an OpenStack site. That refusal is the site's truth, reported as the
 server's fault by the engine; it is not a second Isthmus rule.
 
+Server groups and scheduler hints (`Spread`, Nova's terms with a site as the
+host): a group's `affinity` puts every member in the site of the members already
+placed (the first one goes where capacity says); `anti-affinity` puts each in a
+site holding fewer than `max_server_per_host` (default 1) members; the `soft-`
+variants only rank the sites (most members first, fewest members first) after
+capacity has filtered them. The `same_host` hint asks for a site holding one of
+the named servers, `different_host` for one holding none of them. A hard rule
+that leaves no site, or that the explicit zone breaks, is Nova's NoValidHost:
+`NoValidHost` (a Conflict, so a caller that does not handle it answers 409);
+intent/servers.py makes the server ERROR with Nova's fault instead, as Nova's
+scheduler does after accepting the request. Capacity alone leaving no site stays
+the 409 above (checked first), since it is not a rule of the group.
+
 Volume policy (`choose_volume_site`, Cinder's answers): an explicit availability
 zone must name an enabled site; without one, among enabled sites that are not
 down, the one with the most free disk, where free disk is what the site reports
@@ -28,7 +41,7 @@ Volumes claim nothing in `sites.allocated`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from isthmus.errors import BadRequest, Conflict
 
@@ -78,13 +91,69 @@ def pinned_site(candidates: Iterable[Candidate], availability_zone: str) -> str:
     )
 
 
+AFFINITY = "affinity"
+ANTI_AFFINITY = "anti-affinity"
+SOFT_AFFINITY = "soft-affinity"
+SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+GROUP_POLICIES = (AFFINITY, ANTI_AFFINITY, SOFT_AFFINITY, SOFT_ANTI_AFFINITY)
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+
+
+class NoValidHost(Conflict):
+    """A server group's hard policy or a scheduler hint leaves no site for a server
+    (Nova's NoValidHost, which Nova reports as the server's fault)."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    """What a server's group and scheduler hints ask of its site.
+
+    `members`: site -> how many members of the server's group are there already;
+    `same_host`: the sites of the servers a `same_host` hint names (None: no such
+    hint); `different_host`: the sites of those a `different_host` hint names."""
+
+    policy: str | None = None
+    members: Mapping[str, int] = field(default_factory=dict)
+    max_per_site: int = 1
+    same_host: frozenset[str] | None = None
+    different_host: frozenset[str] = frozenset()
+
+    def allows(self, site: str) -> bool:
+        """Whether the hard rules let a server go to `site`."""
+        if self.same_host is not None and site not in self.same_host:
+            return False
+        if site in self.different_host:
+            return False
+        placed = {name for name, count in self.members.items() if count > 0}
+        if self.policy == AFFINITY and placed and site not in placed:
+            return False
+        return not (self.policy == ANTI_AFFINITY and self.members.get(site, 0) >= self.max_per_site)
+
+    def preference(self, site: str) -> int:
+        """How much the soft policies like `site` (higher is better; 0 without one)."""
+        count = int(self.members.get(site, 0))
+        if self.policy == SOFT_AFFINITY:
+            return count
+        if self.policy == SOFT_ANTI_AFFINITY:
+            return -count
+        return 0
+
+
 def choose_site(
-    candidates: Iterable[Candidate], need: dict[str, int], availability_zone: str | None
+    candidates: Iterable[Candidate],
+    need: dict[str, int],
+    availability_zone: str | None,
+    spread: Spread | None = None,
 ) -> str:
-    """The site for a server needing `need`; BadRequest/Conflict when none can."""
+    """The site for a server needing `need`; BadRequest/Conflict when none can,
+    NoValidHost when `spread`'s hard rules leave none (see the module docstring)."""
     sites = list(candidates)
+    spread = spread or Spread()
     if availability_zone:
-        return pinned_site(sites, availability_zone)
+        name = pinned_site(sites, availability_zone)
+        if not spread.allows(name):
+            raise NoValidHost(NO_VALID_HOST)
+        return name
     usable = [s for s in sites if s.enabled and s.health != "down" and s.fits(need)]
     if not usable:
         raise Conflict(
@@ -92,7 +161,17 @@ def choose_site(
             f" {need.get('vcpus')} vCPU, {need.get('ram_mb')} MiB RAM,"
             f" {need.get('disk_gb')} GiB disk."
         )
-    return max(usable, key=lambda s: (s.free_fraction(need), [-ord(c) for c in s.name])).name
+    allowed = [s for s in usable if spread.allows(s.name)]
+    if not allowed:
+        raise NoValidHost(NO_VALID_HOST)
+    return max(
+        allowed,
+        key=lambda s: (
+            spread.preference(s.name),
+            s.free_fraction(need),
+            [-ord(c) for c in s.name],
+        ),
+    ).name
 
 
 def choose_volume_site(

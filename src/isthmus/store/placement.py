@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from isthmus.model.placement import (
     DIMENSIONS,
     Candidate,
+    Spread,
     choose_site,
     choose_volume_site,
     pinned_site,
@@ -49,10 +50,12 @@ def place(
     need: dict[str, int],
     availability_zone: str | None,
     among: Collection[str] | None = None,
+    spread: Spread | None = None,
 ) -> str:
     """The site for a server (see model/placement.py), claimed; `among`, when given,
-    limits the choice to those sites (e.g. a network's availability_zone_hints)."""
-    name = choose_site(candidates(session, among), need, availability_zone)
+    limits the choice to those sites (e.g. a network's availability_zone_hints);
+    `spread`: what its server group and scheduler hints ask (NoValidHost)."""
+    name = choose_site(candidates(session, among), need, availability_zone, spread)
     claim(session, name, need)
     return name
 

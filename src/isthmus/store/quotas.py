@@ -41,6 +41,8 @@ DEFAULTS: dict[str, int] = {
     "volumes": 100,
     "gigabytes": 10000,
     "snapshots": 100,
+    "server_groups": 10,  # Nova's defaults
+    "server_group_members": 10,  # per group
 }
 
 # resource name -> kind counted (with `deleting` rows, as the space is not yet free)
@@ -56,6 +58,7 @@ KIND_OF = {
     "security_group_rules": "security_group_rule",
     "volumes": "volume",
     "snapshots": "snapshot",
+    "server_groups": "server_group",
 }
 
 
@@ -117,7 +120,26 @@ def _volume_gigabytes(session: Session, project_id: str) -> int:
     return sum(int((spec or {}).get("size", 0)) for spec in specs)
 
 
+def _group_members(session: Session, project_id: str) -> int:
+    """Servers of the project in one of its server groups (what Nova counts as the
+    project's `server_group_members` in use; the limit applies per group)."""
+    groups = set(
+        session.scalars(
+            select(Resource.id).where(
+                Resource.kind == "server_group", Resource.project_id == project_id
+            )
+        )
+    )
+    if not groups:
+        return 0
+    specs = session.scalars(
+        select(Resource.spec).where(Resource.kind == "server", Resource.project_id == project_id)
+    )
+    return sum(1 for spec in specs if (spec or {}).get("server_group") in groups)
+
+
 USAGE: dict[str, Callable[[Session, str], int]] = {
+    "server_group_members": _group_members,
     "cores": lambda s, p: _server_sum(s, p, "vcpus"),
     "ram": lambda s, p: _server_sum(s, p, "ram_mb"),
     "gigabytes": _volume_gigabytes,

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from isthmus.api.compute import hints
 from isthmus.api.compute.common import flavor_visible, parse_bool, ref_id
 from isthmus.api.compute.validation import (
     invalid_field,
@@ -203,6 +204,7 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
             "Invalid input for field/attribute server. 'server' is a required property."
         )
     server = body["server"]
+    hints.check_shape(body)
     name = server.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise invalid_field("name", name, "'name' is a required string of 1 to 255 characters.")
@@ -282,4 +284,5 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
         request.return_reservation_id = parse_bool(
             "return_reservation_id", server["return_reservation_id"]
         )
+    request.placement_hints = hints.placement_hints(session, ctx, body)
     return request

@@ -31,14 +31,14 @@ QUOTA_FIELDS = {
     "floating_ips": "floatingips",
     "security_groups": "security_groups",
     "security_group_rules": "security_group_rules",
+    "server_groups": "server_groups",
+    "server_group_members": "server_group_members",
 }
 FIXED_QUOTAS = {
     "metadata_items": 128,
     "injected_files": 5,
     "injected_file_content_bytes": 10240,
     "injected_file_path_bytes": 255,
-    "server_groups": 10,
-    "server_group_members": 10,
     "fixed_ips": -1,
 }
 
@@ -73,14 +73,14 @@ def show_limits(request: Request, ctx: RequestContext = Depends(get_context)) ->
             "maxSecurityGroups": limit["security_groups"],
             "maxSecurityGroupRules": limit["security_group_rules"],
             "maxTotalFloatingIps": limit["floatingips"],
-            "maxServerGroups": FIXED_QUOTAS["server_groups"],
-            "maxServerGroupMembers": FIXED_QUOTAS["server_group_members"],
+            "maxServerGroups": limit["server_groups"],
+            "maxServerGroupMembers": limit["server_group_members"],
             "totalInstancesUsed": used("instances"),
             "totalCoresUsed": used("cores"),
             "totalRAMUsed": used("ram"),
             "totalSecurityGroupsUsed": used("security_groups"),
             "totalFloatingIpsUsed": used("floatingips"),
-            "totalServerGroupsUsed": 0,
+            "totalServerGroupsUsed": used("server_groups"),
         }
     return {"limits": {"rate": [], "absolute": absolute}}
 

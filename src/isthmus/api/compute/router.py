@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from isthmus.api.compute import extras, keypairs, limits, servers, volumes
+from isthmus.api.compute import extras, keypairs, limits, server_groups, servers, volumes
 
 router = APIRouter()
 router.include_router(servers.router)
@@ -10,3 +10,4 @@ router.include_router(extras.router)
 router.include_router(keypairs.router)
 router.include_router(limits.router)
 router.include_router(volumes.router)
+router.include_router(server_groups.router)
