@@ -10,7 +10,8 @@ site when it is not being deleted and something there needs it:
 - server, volume, snapshot, port: their `site` column names it;
 - network: a live port of it is placed in the site; subnet: its network is there;
 - security group: a live port in the site uses it; image: a live server there boots
-  from it, or it was imported into the site (a store of Glance's import);
+  from it, a volume there is being made from it, or it was imported into the site
+  (a store of Glance's import);
 - router: one of its networks has a server port in the site (then all its networks
   are needed there too); floating IP: the site of its port's server (engine/l3.py).
 Leaving a site waits for what hangs off it there (ports before networks).
@@ -237,6 +238,16 @@ def _plan_image(session: Session, image: Resource, site: str) -> Plan:
             )
         )
     )
+    used = used or session.scalar(  # a volume there is being made from it
+        select(
+            exists().where(
+                _live("volume"),
+                Resource.site == site,
+                Resource.status == "creating",
+                Resource.spec["image_id"].as_string() == image.id,
+            )
+        )
+    )
     if not used:
         return Plan(False)
     return Plan(True, ImageSpec.from_intent(image))
@@ -263,8 +274,13 @@ def _plan_volume(session: Session, volume: Resource, site: str) -> Plan:
     spec = VolumeSpec.from_intent(volume)
     attached = spec.attached_server_id
     needs = [(attached, "server")] if attached else []
-    if spec.snapshot_id:
-        needs.append((spec.snapshot_id, "snapshot"))
+    if volume.status == "creating":  # its source is needed while the site makes it
+        if spec.snapshot_id:
+            needs.append((spec.snapshot_id, "snapshot"))
+        if spec.source_volid:
+            needs.append((spec.source_volid, "volume"))
+        if spec.image_id:
+            needs.append((spec.image_id, "image"))
     return Plan(True, spec, needs=needs)
 
 
@@ -332,8 +348,12 @@ def after(
             enqueue(session, resource.parent_id, "network", site)
         for group in resource.spec.get("security_groups", []):
             enqueue(session, group, "security_group", site)
-    if kind == "server" and not present and resource is not None:
+    if kind in ("server", "volume") and resource is not None:
         image_id = resource.spec.get("image_id")
+        if kind == "volume" and present and resource.status == "creating":
+            image_id = None  # still being made from it
+        elif kind == "server" and present:
+            image_id = None
         if image_id and is_bound(session, image_id, site):
             enqueue(session, image_id, "image", site)
 

@@ -54,6 +54,22 @@ def listed_for(image: Resource, project_id: str, member_status: str) -> bool:
     return member is not None and member_status in ("all", member["status"])
 
 
+def usable_by(caller: Caller, image: Resource) -> bool:
+    """Whether `caller` may use `image` by id (boot a server or make a volume from
+    it): an admin, the owner, a public or community image, or a shared one the
+    caller's project is a member of (whatever its membership status, as Glance lets
+    a member use an image by id)."""
+    if caller.is_admin or image.project_id in (None, caller.project_id):
+        return True
+    visibility = image.spec.get("visibility", "private")
+    if visibility in ("public", "community"):
+        return True
+    members = image.spec.get("members") or []
+    return visibility == "shared" and any(
+        (m.get("member_id") if isinstance(m, dict) else m) == caller.project_id for m in members
+    )
+
+
 def check_member_status(value: Any) -> str:
     """A `member_status` list filter value (400 otherwise)."""
     if value not in LISTING_STATUSES:

@@ -21,12 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import BadRequest, NotFound
-from isthmus.intent import Caller
+from isthmus.intent import Caller, image_members
 from isthmus.store import quotas, repo
 from isthmus.store.placement import volume_site
 from isthmus.store.tables import Resource
 from isthmus.store.work import enqueue
 
+GIB = 1024**3
 # statuses a volume may be deleted in without force (Cinder's)
 DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
 
@@ -62,6 +63,84 @@ def source_snapshot(
     return snapshot, size
 
 
+def source_volume(
+    session: Session,
+    caller: Caller,
+    volume_id: str,
+    size: int | None,
+    zone: str | None,
+) -> tuple[Resource, int]:
+    """The volume a new one is cloned from and the clone's size (the source's
+    unless a size is asked for): 404 unless visible, 400 unless it is available or
+    in use, the size is at least the source's and the zone is its site."""
+    source = repo.get(session, "volume", volume_id, project_id=caller.visible_project())
+    if source.status not in ("available", "in-use"):
+        raise BadRequest(
+            "Invalid volume: Source volume status must be available or in-use to be"
+            f" cloned (is {source.status})."
+        )
+    source_size = int(source.spec.get("size", 1))
+    size = source_size if size is None else size
+    if size < source_size:
+        raise BadRequest(
+            f"Invalid input received: Volume size '{size}'GB cannot be smaller than original"
+            f" volume size {source_size}GB. They must be >= original volume size."
+        )
+    if zone and zone != source.site:
+        raise BadRequest(
+            "Invalid input received: Volume must be in the same availability zone as"
+            f" the source volume ({source.site})."
+        )
+    return source, size
+
+
+def source_image(session: Session, caller: Caller, image_id: str, size: int) -> Resource:
+    """The image a new volume is made from: 400 unless the caller may use it
+    (Cinder answers an unknown image with 400 too), it is active and fits in
+    `size` GB (its data and its min_disk)."""
+    image = session.get(Resource, image_id)
+    if (
+        image is None
+        or image.kind != "image"
+        or image.deleting
+        or not image_members.usable_by(caller, image)
+    ):
+        raise BadRequest("Invalid image identifier or unable to access requested image.")
+    if image.status != "active":
+        raise BadRequest(f"Invalid input received: Image {image.id} is not active.")
+    image_gb = -(-int(image.spec.get("size") or 0) // GIB)
+    if image_gb > size:
+        raise BadRequest(
+            f"Invalid input received: Size of specified image {image_gb}GB is larger than"
+            f" volume size {size}GB."
+        )
+    min_disk = int(image.spec.get("min_disk") or 0)
+    if min_disk > size:
+        raise BadRequest(
+            f"Invalid input received: Volume size {size}GB cannot be smaller than the image"
+            f" minDisk size {min_disk}GB."
+        )
+    return image
+
+
+def image_metadata(image: Resource) -> dict[str, str]:
+    """Cinder's volume_image_metadata of a volume made from `image`: the image's
+    identity, formats and minimums and its custom properties, as strings."""
+    spec = image.spec
+    values: dict[str, Any] = {
+        "image_id": image.id,
+        "image_name": image.name,
+        "checksum": spec.get("checksum"),
+        "container_format": spec.get("container_format"),
+        "disk_format": spec.get("disk_format"),
+        "min_disk": spec.get("min_disk") or 0,
+        "min_ram": spec.get("min_ram") or 0,
+        "size": spec.get("size"),
+        **(spec.get("properties") or {}),
+    }
+    return {key: str(value) for key, value in values.items() if value is not None}
+
+
 def create_volume(
     session: Session,
     caller: Caller,
@@ -73,10 +152,30 @@ def create_volume(
     zone: str | None,
     description: str | None,
     metadata: dict[str, Any],
+    source: Resource | None = None,
+    image: Resource | None = None,
 ) -> Resource:
-    """A new volume: site chosen, quotas checked, intent added, work enqueued."""
-    site = snapshot.site if snapshot is not None and snapshot.site else volume_site(session, zone)
+    """A new volume: site chosen (that of its snapshot or source volume: the data
+    is there), quotas checked, intent added, work enqueued. A volume made from an
+    image is bootable and carries the image's metadata; the engine copies the
+    image into the volume's site first (engine/reconcilers.py)."""
+    origin = snapshot or source
+    site = origin.site if origin is not None and origin.site else volume_site(session, zone)
     quotas.check(session, caller.project_id, {"volumes": 1, "gigabytes": size})
+    extra: dict[str, Any] = {}
+    if source is not None:
+        extra["source_volid"] = source.id
+        extra["bootable"] = bool(source.spec.get("bootable"))
+        if source.spec.get("volume_image_metadata"):
+            extra["volume_image_metadata"] = dict(source.spec["volume_image_metadata"])
+    if snapshot is not None:
+        parent = session.get(Resource, snapshot.parent_id) if snapshot.parent_id else None
+        if parent is not None and parent.spec.get("bootable"):
+            extra["bootable"] = True
+            if parent.spec.get("volume_image_metadata"):
+                extra["volume_image_metadata"] = dict(parent.spec["volume_image_metadata"])
+    if image is not None:
+        extra.update(image_id=image.id, bootable=True, volume_image_metadata=image_metadata(image))
     volume = repo.add(
         session,
         "volume",
@@ -92,6 +191,7 @@ def create_volume(
             "description": description,
             "metadata": metadata,
             "user_id": caller.user_id,
+            **extra,
         },
     )
     enqueue(session, volume.id, "volume", site)
@@ -139,14 +239,18 @@ def create_snapshot(
     return snapshot
 
 
-def extend_volume(session: Session, caller: Caller, volume: Resource, new_size: int) -> None:
-    """Grow `volume` to `new_size` GB: 400 unless it is available and grows, 413
-    above the gigabytes quota; the engine extends it in its site."""
+def extend_volume(
+    session: Session, caller: Caller, volume: Resource, new_size: int, in_use: bool = False
+) -> None:
+    """Grow `volume` to `new_size` GB: 400 unless it is available (or, with
+    `in_use`, Cinder's 3.42, attached) and grows, 413 above the gigabytes quota;
+    the engine extends it in its site."""
     current = int(volume.spec.get("size", 0))
-    if volume.status != "available":
+    allowed = ("available", "in-use") if in_use else ("available",)
+    if volume.status not in allowed:
         raise BadRequest(
-            f"Invalid volume: Volume status must be 'available' to extend, currently"
-            f" {volume.status}."
+            f"Invalid volume: Volume status must be '{' or '.join(allowed)}' to extend,"
+            f" currently {volume.status}."
         )
     if new_size <= current:
         raise BadRequest(

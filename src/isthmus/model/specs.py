@@ -301,12 +301,15 @@ class VolumeSpec(Spec):
     size_gb: int = 1
     volume_type: str | None = None
     snapshot_id: str | None = None  # Isthmus id of a snapshot to create from
+    source_volid: str | None = None  # Isthmus id of a volume to clone (same site)
+    image_id: str | None = None  # Isthmus id of an image to write into it (in the site)
     attached_server_id: str | None = None  # Isthmus id; None means detached
     device: str | None = None
 
     @classmethod
     def from_intent(cls, volume: Intent) -> VolumeSpec:
-        """The server a volume is attached to is its `device_id`."""
+        """The server a volume is attached to is its `device_id`; a volume is made
+        from at most one of a snapshot, a source volume or an image."""
         s = volume.spec
         return cls(
             isthmus_id=volume.id,
@@ -314,6 +317,8 @@ class VolumeSpec(Spec):
             size_gb=int(s.get("size", 1)),
             volume_type=s.get("volume_type"),
             snapshot_id=s.get("snapshot_id"),
+            source_volid=s.get("source_volid"),
+            image_id=s.get("image_id"),
             attached_server_id=volume.device_id,
             device=s.get("device"),
         )

@@ -20,15 +20,47 @@ from isthmus.api import listing
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.listing import Page
+from isthmus.api.volume import microversions as mv
 from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import volume_types
 from isthmus.store.tables import Resource, Site
 
 DEFAULT_VOLUME_TYPE = volume_types.DEFAULT_VOLUME_TYPE  # seeded by isthmus/service.py
 
-# the one microversion served: plain v3.0 (see versions in api/volume/volumes.py)
-MAX_MICROVERSION = "3.0"
-MIN_MICROVERSION = "3.0"
+# the microversions served (negotiated per request in api/volume/microversions.py)
+MAX_MICROVERSION = mv.version_string(mv.MAX_VERSION)
+MIN_MICROVERSION = mv.version_string(mv.MIN_VERSION)
+
+# Cinder's default resource_filters.json: what a list may filter on (3.31, 3.33)
+RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
+    "volume": (
+        "name",
+        "status",
+        "metadata",
+        "bootable",
+        "migration_status",
+        "availability_zone",
+        "group_id",
+        "size",
+        "created_at",
+        "updated_at",
+    ),
+    "snapshot": ("name", "status", "volume_id", "metadata", "availability_zone"),
+}
+# query parameters of a list that are not filters
+LIST_PARAMS = frozenset(
+    ("limit", "marker", "sort", "sort_key", "sort_dir", "offset", "all_tenants", "with_count")
+)
+# filters compared with the body's value as text (others: metadata, time comparisons)
+PLAIN_FILTERS = ("name", "status", "availability_zone", "size", "volume_id", "group_id")
+TIME_OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+}
 
 T = TypeVar("T")
 
@@ -157,6 +189,66 @@ def list_query(request: Request, ctx: RequestContext, kind: str) -> Select[Resou
     return query
 
 
+def list_filters(request: Request, kind: str) -> dict[str, str]:
+    """The filters of a list request (`name~` is a like filter from 3.34). From 3.31
+    a filter that is not in the kind's RESOURCE_FILTERS is Cinder's 400; before, it
+    is ignored."""
+    allowed = RESOURCE_FILTERS[kind]
+    found: dict[str, str] = {}
+    invalid: list[str] = []
+    for key, value in request.query_params.items():
+        if key in LIST_PARAMS or (key == "project_id"):
+            continue
+        base = key[:-1] if key.endswith("~") and mv.at_least(request, mv.LIKE_FILTER) else key
+        if base in allowed:
+            found[key] = value
+        elif key in ("glance_metadata", "volume_type") and kind == "volume":
+            found[key] = value
+        else:
+            invalid.append(key)
+    if invalid and mv.at_least(request, mv.RESOURCE_FILTERS):
+        raise BadRequest(
+            f"Invalid input received: Invalid filters {', '.join(invalid)} are found in"
+            " query options."
+        )
+    return found
+
+
+def _time_matches(value: str | None, condition: str, key: str) -> bool:
+    """`created_at=gt:2020-01-01T00:00:00` (3.60): comparisons joined by commas."""
+    for part in condition.split(","):
+        operator, sep, moment = part.partition(":")
+        if not sep or operator not in TIME_OPERATORS:
+            raise BadRequest(
+                f"Invalid input received: Invalid filter value {condition} for {key}:"
+                f" expected one of {', '.join(TIME_OPERATORS)} followed by ':' and a time."
+            )
+        if value is None or not TIME_OPERATORS[operator](value[:19], moment.strip()[:19]):
+            return False
+    return True
+
+
+def _matches(request: Request, body: dict[str, Any], key: str, wanted: str) -> bool:
+    like = key.endswith("~")
+    name = key.rstrip("~")
+    if name in ("created_at", "updated_at"):
+        if not mv.at_least(request, mv.TIME_FILTERS):
+            return True
+        return _time_matches(body.get(name), wanted, name)
+    if name == "metadata":
+        return metadata_filter(wanted).items() <= body.get("metadata", {}).items()
+    if name == "glance_metadata":
+        image_meta = body.get("volume_image_metadata") or {}
+        return metadata_filter(wanted).items() <= image_meta.items()
+    if name == "bootable":
+        return body.get("bootable") == ("true" if flag(wanted, "bootable") else "false")
+    if name not in PLAIN_FILTERS and name != "volume_type":
+        return True  # migration_status: Isthmus volumes never migrate
+    have = body.get(name)
+    text_value = "" if have is None else str(have)
+    return wanted.lower() in text_value.lower() if like else text_value == wanted
+
+
 def list_answer(
     request: Request,
     collection: str,
@@ -164,17 +256,22 @@ def list_answer(
     page: Page,
     summary: Callable[[dict[str, Any]], dict[str, Any]] | None,
 ) -> dict[str, Any]:
-    """One page of (row, body) pairs after the `status=` filter, as Cinder answers a
-    list: bodies (or their `summary` for the non-detail list) plus next links. Call
-    it inside the session the rows came from (paging reads them)."""
-    status = request.query_params.get("status")
-    if status:
-        pairs = [p for p in pairs if p[1]["status"] == status]
+    """One page of (row, body) pairs after the list's filters (`list_filters`), as
+    Cinder answers a list: bodies (or their `summary` for the non-detail list) plus
+    next links, and `count` (of all that matched) when asked with `with_count`
+    from 3.45. Call it inside the session the rows came from (paging reads them)."""
+    filters = list_filters(request, collection.rstrip("s"))
+    for key, wanted in filters.items():
+        pairs = [p for p in pairs if _matches(request, p[1], key, wanted)]
     page_pairs, more = paginate(pairs, page, listing.by_body, listing.pair_id)
     shown = [body if summary is None else summary(body) for _, body in page_pairs]
     answer: dict[str, Any] = {collection: shown}
     if shown:
         answer.update(next_links(request, collection, shown[-1]["id"], more))
+    with_count = request.query_params.get("with_count")
+    if with_count is not None and mv.at_least(request, mv.COUNT_INFO):
+        if flag(with_count, "with_count"):
+            answer["count"] = len(pairs)
     return answer
 
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
+from isthmus.api.volume import microversions as mv
 from isthmus.api.volume.common import (
     default_type,
     entity,
@@ -35,7 +36,7 @@ from isthmus.store.tables import Project, Resource
 VOLUME_QUOTAS = ("volumes", "gigabytes", "snapshots")
 UNOFFERED_QUOTAS = {"backups": 0, "backup_gigabytes": 0, "groups": 0, "per_volume_gigabytes": -1}
 
-v3 = APIRouter()
+v3 = APIRouter(route_class=mv.VolumeRoute)
 
 
 # -- volume types -------------------------------------------------------------------------------

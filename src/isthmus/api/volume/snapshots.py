@@ -16,16 +16,17 @@ from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.listing import page_of
+from isthmus.api.volume import microversions as mv
 from isthmus.api.volume.common import (
     entity,
     flag,
     list_answer,
     list_query,
     metadata,
-    self_links,
     service_of,
     text,
 )
+from isthmus.api.volume.views import snapshot_body
 from isthmus.errors import BadRequest
 from isthmus.intent import volumes as intent_volumes
 from isthmus.store import repo
@@ -34,26 +35,7 @@ from isthmus.store.tables import Resource
 SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "volume_id")
 STATUSES = ("creating", "available", "deleting", "error", "error_deleting")
 
-v3 = APIRouter()
-
-
-def snapshot_body(request: Request, snapshot: Resource) -> dict[str, Any]:
-    status = "deleting" if snapshot.deleting else snapshot.status
-    return {
-        "id": snapshot.id,
-        "name": snapshot.name or None,
-        "description": snapshot.spec.get("description"),
-        "status": status,
-        "size": int(snapshot.spec.get("size", 0)),
-        "volume_id": snapshot.parent_id,
-        "created_at": repo.isoformat(snapshot.created_at),
-        "updated_at": repo.isoformat(snapshot.updated_at),
-        "metadata": dict(snapshot.spec.get("metadata") or {}),
-        "user_id": snapshot.spec.get("user_id"),
-        "os-extended-snapshot-attributes:project_id": snapshot.project_id,
-        "os-extended-snapshot-attributes:progress": "100%" if status == "available" else "0%",
-        "links": self_links(request, snapshot.project_id, f"snapshots/{snapshot.id}"),
-    }
+v3 = APIRouter(route_class=mv.VolumeRoute)
 
 
 def _get(
@@ -81,6 +63,14 @@ def create_snapshot(
     description = text(ref, "description")
     meta = metadata(ref.get("metadata"))
     force = flag(ref.get("force", False), "force")
+    if mv.at_least(request, mv.SNAPSHOT_IN_USE):
+        if "force" in ref and not force:
+            raise BadRequest(
+                "Since microversion 3.66 the 'force' flag is invalid for this request. For"
+                " backward compatibility, however, when the 'force' flag is passed with a"
+                " value evaluating to True, it is silently ignored."
+            )
+        force = True  # from 3.66 an in-use volume is snapshotted without force
     service = service_of(request)
     with service.db.session() as session:
         volume = repo.get(session, "volume", volume_id, project_id=ctx.visible_project())
@@ -93,16 +83,14 @@ def create_snapshot(
             description=description,
             metadata=meta,
         )
-        answer = snapshot_body(request, snapshot)
+        answer = snapshot_body(request, snapshot, extended=False)
     service.wake()
     return {"snapshot": answer}
 
 
-SUMMARY_KEYS = ("id", "name", "status", "size", "volume_id", "created_at", "description")
-
-
 def _summary(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: body[key] for key in SUMMARY_KEYS}
+    """The non-detail list item: the body without the extensions' attributes."""
+    return {k: v for k, v in body.items() if not k.startswith("os-extended-snapshot-attributes")}
 
 
 def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
@@ -156,7 +144,7 @@ def update_snapshot(
     with service.db.session() as session:
         snapshot = _get(session, ctx, snapshot_id)
         intent_volumes.update(session, snapshot, fields=fields, spec=spec)
-        answer = snapshot_body(request, snapshot)
+        answer = snapshot_body(request, snapshot, extended=False)
     service.wake()
     return {"snapshot": answer}
 

@@ -1,16 +1,16 @@
 """Block Storage v3 (Cinder), the subset clients use: version discovery, volumes
-(create, list/detail with filters and paging, show, update, metadata, delete,
-actions os-extend / os-reset_status / os-force_delete / os-set_bootable). Snapshots
+(create, list/detail with filters and paging, summary, show, update, metadata,
+delete; the actions are api/volume/actions.py's). Snapshots
 live in api/volume/snapshots.py; types, availability zones, limits and quota sets
 in api/volume/extras.py. Every path is served both with the project id the
 catalog publishes (`/volume/v3/<project_id>/...`) and without it (`/volume/v3/...`);
 the project id in a URL must be the token's own (`url_project` in api/volume/common.py,
 Cinder's 400 "Malformed request url" otherwise).
 
-Only microversion 3.0 is offered (the version documents say so, and every answer
-carries `OpenStack-API-Version: volume 3.0`), so clients such as openstacksdk
-negotiate it and send 3.0-shaped requests; a higher requested version is served as
-3.0.
+Microversions 3.0 to 3.70 are negotiated per request (api/volume/microversions.py
+lists what each changes here); the version documents name 3.70 as the maximum.
+Volumes are made empty, from a snapshot, from another volume (clone) or from an
+image (intent/volumes.py checks the source; the site work copies it there).
 
 A volume is a `Resource` of kind "volume" placed in one site (its availability
 zone): the handler parses and resolves the volume type, intent/volumes.py chooses
@@ -24,21 +24,22 @@ volume from its site; then it is gone (404).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.listing import page_of
+from isthmus.api.volume import actions as volume_actions
 from isthmus.api.volume import extras as volume_extras
+from isthmus.api.volume import microversions as mv
 from isthmus.api.volume import snapshots as volume_snapshots
 from isthmus.api.volume.common import (
     MAX_MICROVERSION,
     MIN_MICROVERSION,
+    RESOURCE_FILTERS,
     default_type,
     entity,
     find_type,
@@ -46,45 +47,43 @@ from isthmus.api.volume.common import (
     list_answer,
     list_query,
     metadata,
-    metadata_filter,
     positive_int,
-    self_links,
     service_of,
     text,
     type_names,
     url_project,
 )
+from isthmus.api.volume.views import volume_body, volume_summary
 from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import volumes as intent_volumes
 from isthmus.store import repo
 from isthmus.store.tables import Resource
 
-RESETTABLE = (
-    "creating",
-    "available",
-    "deleting",
-    "error",
-    "error_deleting",
-    "error_managing",
-    "managing",
-    "attaching",
-    "in-use",
-    "detaching",
-    "maintenance",
-    "reserved",
-    "extending",
-    "error_extending",
-)
 SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "availability_zone")
 
 
-def api_version(response: Response) -> None:
-    """Every answer names the one microversion served."""
-    response.headers["OpenStack-API-Version"] = f"volume {MAX_MICROVERSION}"
-    response.headers["Vary"] = "OpenStack-API-Version"
+# the keys of a volume create body Cinder's schema knows (3.53 refuses others)
+CREATE_KEYS = frozenset(
+    (
+        "name",
+        "description",
+        "display_name",
+        "display_description",
+        "size",
+        "availability_zone",
+        "source_volid",
+        "snapshot_id",
+        "backup_id",
+        "group_id",
+        "consistencygroup_id",
+        "volume_type",
+        "metadata",
+        "imageRef",
+        "multiattach",
+    )
+)
 
-
-v3 = APIRouter()
+v3 = APIRouter(route_class=mv.VolumeRoute)
 
 
 # -- version discovery -------------------------------------------------------------------------
@@ -111,88 +110,44 @@ def versions(request: Request) -> dict[str, Any]:
     return {"versions": [_version(request)]}
 
 
-# -- volume bodies ---------------------------------------------------------------------------
-
-
-def attachments(volume: Resource) -> list[dict[str, Any]]:
-    if not volume.device_id:
-        return []
-    attachment_id = volume.spec.get("attachment_id") or str(
-        uuid.uuid5(uuid.NAMESPACE_URL, f"isthmus:attachment:{volume.id}:{volume.device_id}")
-    )
-    return [
-        {
-            "id": volume.id,
-            "attachment_id": attachment_id,
-            "volume_id": volume.id,
-            "server_id": volume.device_id,
-            "host_name": None,
-            "device": volume.spec.get("device"),
-            "attached_at": volume.spec.get("attached_at"),
-        }
-    ]
-
-
-def volume_body(
-    request: Request,
-    volume: Resource,
-    admin: bool,
-    types: dict[str, str],
-    extended: bool = True,
-) -> dict[str, Any]:
-    """Cinder's volume view. `extended` adds the os-vol-* attributes, which Cinder's
-    API extensions put on show and list answers only, not on create or update."""
-    spec = volume.spec
-    type_id = spec.get("volume_type_id")
-    body: dict[str, Any] = {
-        "id": volume.id,
-        "name": volume.name or None,
-        "description": spec.get("description"),
-        "status": "deleting" if volume.deleting else volume.status,
-        "size": int(spec.get("size", 0)),
-        "availability_zone": volume.site,
-        "created_at": repo.isoformat(volume.created_at),
-        "updated_at": repo.isoformat(volume.updated_at),
-        "attachments": attachments(volume),
-        "bootable": "true" if spec.get("bootable") else "false",
-        "encrypted": False,
-        "multiattach": False,
-        "replication_status": None,
-        "consistencygroup_id": None,
-        "volume_type": types.get(type_id or "", spec.get("volume_type")),
-        "metadata": dict(spec.get("metadata") or {}),
-        "snapshot_id": spec.get("snapshot_id"),
-        "source_volid": None,
-        "user_id": spec.get("user_id"),
-        "links": self_links(request, volume.project_id, f"volumes/{volume.id}"),
-    }
-    if extended:
-        body["os-vol-tenant-attr:tenant_id"] = volume.project_id
-    if extended and admin:
-        body["os-vol-host-attr:host"] = volume.site
-        body["os-vol-mig-status-attr:migstat"] = None
-        body["os-vol-mig-status-attr:name_id"] = None
-    return body
-
-
 def _get(session: Session, ctx: RequestContext, volume_id: str, deleting: bool = False) -> Resource:
     return repo.get(
         session, "volume", volume_id, project_id=ctx.visible_project(), include_deleting=deleting
     )
 
 
-def _snapshot_count(session: Session, volume_id: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Resource)
-            .where(Resource.kind == "snapshot", Resource.parent_id == volume_id)
-        )
-        or 0
-    )
-
-
 # -- volumes -----------------------------------------------------------------------------------
+
+
+def _check_keys(request: Request, body: dict[str, Any], ref: dict[str, Any]) -> None:
+    """From 3.53 Cinder's schema refuses keys it does not know."""
+    if not mv.at_least(request, mv.SCHEMA_VALIDATION):
+        return
+    unknown = sorted(set(ref) - CREATE_KEYS) or sorted(
+        set(body) - {"volume", "OS-SCH-HNT:scheduler_hints"}
+    )
+    if unknown:
+        raise BadRequest(
+            "Invalid input for field/attribute volume. Value: ... Additional properties are"
+            f" not allowed ({', '.join(repr(k) for k in unknown)} were unexpected)"
+        )
+
+
+def _sources(ref: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(snapshot_id, source_volid, imageRef) of a create: at most one (Cinder's 400);
+    a backup is not a source Isthmus has."""
+    if ref.get("backup_id"):
+        raise BadRequest("Creating a volume from a backup (backup_id) is not supported.")
+    snapshot_id = text(ref, "snapshot_id")
+    source_volid = text(ref, "source_volid")
+    image_ref = text(ref, "imageRef")
+    if len([s for s in (snapshot_id, source_volid, image_ref) if s]) > 1:
+        raise BadRequest(
+            "Invalid input received: May specify only one of snapshot, imageRef or source volume."
+        )
+    if image_ref:
+        image_ref = image_ref.rstrip("/").rsplit("/", 1)[-1]  # an id or an image URL
+    return snapshot_id, source_volid, image_ref
 
 
 @v3.post("/volumes", status_code=202)
@@ -201,37 +156,36 @@ def create_volume(
 ) -> dict[str, Any]:
     ctx.require_member("volume:create")
     ref = entity(body, "volume")
-    for unsupported, what in (
-        ("source_volid", "from another volume"),
-        ("imageRef", "from an image"),
-        ("backup_id", "from a backup"),
-    ):
-        if ref.get(unsupported):
-            raise BadRequest(f"Creating a volume {what} ({unsupported}) is not supported.")
-    name = text(ref, "name") or ""
-    description = text(ref, "description")
+    _check_keys(request, body, ref)
+    if ref.get("multiattach") not in (None, False, "false", "False"):
+        raise BadRequest("Invalid input received: multiattach volumes are not supported.")
+    name = text(ref, "name") or text(ref, "display_name") or ""
+    description = text(ref, "description") or text(ref, "display_description")
     meta = metadata(ref.get("metadata"))
     size = None if ref.get("size") is None else positive_int(ref["size"], "size")
     zone = text(ref, "availability_zone")
-    snapshot_id = text(ref, "snapshot_id")
-    if size is None and not snapshot_id:
+    snapshot_id, source_volid, image_id = _sources(ref)
+    if size is None and not (snapshot_id or source_volid):
         raise BadRequest("Invalid input received: size is required to create a volume.")
     service = service_of(request)
     with service.db.session() as session:
-        snapshot = None
+        snapshot = source = image = None
         if snapshot_id:
             snapshot, size = intent_volumes.source_snapshot(session, ctx, snapshot_id, size, zone)
-        if size is None:  # unreachable: a size comes with the request or the snapshot
+        elif source_volid:
+            source, size = intent_volumes.source_volume(session, ctx, source_volid, size, zone)
+        if size is None:  # unreachable: a size comes with the request or the source
             raise BadRequest("Invalid input received: size is required to create a volume.")
+        if image_id:
+            image = intent_volumes.source_image(session, ctx, image_id, size)
         type_ref = text(ref, "volume_type")
+        origin = snapshot or source
         if type_ref:
             volume_type = find_type(session, type_ref)
             if volume_type is None:
                 raise BadRequest(f"Volume type with name or id {type_ref} could not be found.")
-        elif snapshot is not None and snapshot.spec.get("volume_type_id"):
-            volume_type = find_type(session, snapshot.spec["volume_type_id"]) or default_type(
-                session
-            )
+        elif origin is not None and origin.spec.get("volume_type_id"):
+            volume_type = find_type(session, origin.spec["volume_type_id"]) or default_type(session)
         else:
             volume_type = default_type(session)
         volume = intent_volumes.create_volume(
@@ -244,6 +198,8 @@ def create_volume(
             zone=zone,
             description=description,
             metadata=meta,
+            source=source,
+            image=image,
         )
         answer = volume_body(
             request, volume, ctx.is_admin, {volume_type.id: volume_type.name}, extended=False
@@ -252,20 +208,13 @@ def create_volume(
     return {"volume": answer}
 
 
-def _summary(body: dict[str, Any]) -> dict[str, Any]:
-    return {"id": body["id"], "name": body["name"], "links": body["links"]}
-
-
 def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
     page = page_of(request, SORT_KEYS)
-    wanted_meta = metadata_filter(request.query_params.get("metadata"))
     with service_of(request).db.read() as session:
         types = type_names(session)
         rows = session.scalars(list_query(request, ctx, "volume"))
         pairs = [(row, volume_body(request, row, ctx.is_admin, types)) for row in rows]
-        if wanted_meta:
-            pairs = [p for p in pairs if wanted_meta.items() <= p[1]["metadata"].items()]
-        return list_answer(request, "volumes", pairs, page, None if detail else _summary)
+        return list_answer(request, "volumes", pairs, page, None if detail else volume_summary)
 
 
 @v3.get("/volumes")
@@ -278,6 +227,48 @@ def list_volumes_detail(
     request: Request, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     return _list(request, ctx, detail=True)
+
+
+@v3.get("/volumes/summary")
+def volumes_summary(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
+    """Count and size of the volumes a list would show (3.12), their metadata (3.36)."""
+    if not mv.at_least(request, mv.VOLUME_SUMMARY):
+        raise NotFound("Volume summary is served from microversion 3.12.")
+    with service_of(request).db.read() as session:
+        types = type_names(session)
+        rows = session.scalars(list_query(request, ctx, "volume"))
+        pairs = [(row, volume_body(request, row, ctx.is_admin, types)) for row in rows]
+        shown = list_answer(request, "volumes", pairs, page_of(request, SORT_KEYS), None)
+    volumes = shown["volumes"]
+    summary: dict[str, Any] = {
+        "total_count": len(volumes),
+        "total_size": sum(v["size"] for v in volumes),
+    }
+    if mv.at_least(request, mv.SUMMARY_METADATA):
+        merged: dict[str, list[str]] = {}
+        for volume in volumes:
+            for key, value in volume["metadata"].items():
+                if value not in merged.setdefault(key, []):
+                    merged[key].append(value)
+        summary["metadata"] = merged
+    return {"volume-summary": summary}
+
+
+@v3.get("/resource_filters")
+def resource_filters(
+    request: Request, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    """The filters each list takes (3.33); `resource=` names one."""
+    if not mv.at_least(request, (3, 33)):
+        raise NotFound("Resource filters are served from microversion 3.33.")
+    wanted = request.query_params.get("resource")
+    return {
+        "resource_filters": [
+            {"resource": kind, "filters": list(filters)}
+            for kind, filters in RESOURCE_FILTERS.items()
+            if wanted in (None, kind)
+        ]
+    }
 
 
 @v3.get("/volumes/{volume_id}")
@@ -332,61 +323,6 @@ def delete_volume(
         intent_volumes.delete_volume(session, _get(session, ctx, volume_id), force, cascade)
     service.wake()
     return Response(status_code=202)
-
-
-@v3.post("/volumes/{volume_id}/action", status_code=202)
-def volume_action(
-    request: Request,
-    volume_id: str,
-    body: dict[str, Any],
-    ctx: RequestContext = Depends(get_context),
-) -> Response:
-    ctx.require_member("volume:action")
-    if not isinstance(body, dict) or len(body) != 1:
-        raise BadRequest("Invalid request body: exactly one action is expected.")
-    action, args = next(iter(body.items()))
-    handlers = {
-        "os-extend": _extend,
-        "os-reset_status": _reset_status,
-        "os-force_delete": _force_delete,
-        "os-set_bootable": _set_bootable,
-    }
-    handler = handlers.get(action)
-    if handler is None:
-        raise BadRequest(
-            f"There is no such action: {action}. Supported: {', '.join(sorted(handlers))}."
-        )
-    service = service_of(request)
-    with service.db.session() as session:
-        handler(session, ctx, _get(session, ctx, volume_id), args)
-    service.wake()
-    return Response(status_code=202)
-
-
-def _extend(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
-    if not isinstance(args, dict) or "new_size" not in args:
-        raise BadRequest("Invalid input received: os-extend needs new_size.")
-    new_size = positive_int(args["new_size"], "new_size")
-    intent_volumes.extend_volume(session, ctx, volume, new_size)
-
-
-def _reset_status(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
-    ctx.require_admin("volume_extension:volume_admin_actions:reset_status")
-    status = args.get("status") if isinstance(args, dict) else None
-    if status not in RESETTABLE:
-        raise BadRequest(f"Invalid input received: status must be one of {', '.join(RESETTABLE)}.")
-    intent_volumes.reset_status(volume, status)
-
-
-def _force_delete(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
-    ctx.require_admin("volume_extension:volume_admin_actions:force_delete")
-    intent_volumes.delete_volume(session, volume, force=True, cascade=False)
-
-
-def _set_bootable(session: Session, ctx: RequestContext, volume: Resource, args: Any) -> None:
-    if not isinstance(args, dict) or "bootable" not in args:
-        raise BadRequest("Invalid input received: os-set_bootable needs bootable.")
-    intent_volumes.set_bootable(session, volume, flag(args["bootable"], "bootable"))
 
 
 # -- volume metadata ----------------------------------------------------------------------------
@@ -473,7 +409,7 @@ def delete_metadata_item(
 
 # -- the router: every v3 path with and without the project id -----------------------------------
 
-router = APIRouter(prefix="/volume", dependencies=[Depends(api_version)])
+router = APIRouter(prefix="/volume", route_class=mv.VolumeRoute)
 router.add_api_route("", versions, methods=["GET"], include_in_schema=False)
 router.add_api_route("/", versions, methods=["GET"])
 router.add_api_route("/v3", versions, methods=["GET"], include_in_schema=False)
@@ -481,6 +417,7 @@ router.add_api_route("/v3/", versions, methods=["GET"])
 # project-less first: their literals win; the project id, where given, is checked once here
 for _prefix, _checks in (("/v3", []), ("/v3/{project_id}", [Depends(url_project)])):
     router.include_router(v3, prefix=_prefix, dependencies=_checks)
+    router.include_router(volume_actions.v3, prefix=_prefix, dependencies=_checks)
     router.include_router(volume_snapshots.v3, prefix=_prefix, dependencies=_checks)
     router.include_router(volume_extras.v3, prefix=_prefix, dependencies=_checks)
 router.add_api_route("/v3/{project_id}", versions, methods=["GET"], include_in_schema=False)

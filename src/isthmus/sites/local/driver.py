@@ -358,8 +358,17 @@ class LocalDriver:
         return obj
 
     def _ensure_volume(self, spec: VolumeSpec) -> Observed:
-        if spec.snapshot_id:
-            self._require("snapshot", spec.snapshot_id, f"volume {spec.isthmus_id}")
+        """A volume is a record (embedded sites keep no volume data): made from its
+        snapshot, source volume or image, which must be in this site when it is
+        first made (the image's copy, sites/local/images.py); attached or not."""
+        if self.state.find("volume", spec.isthmus_id) is None:
+            for kind, source in (
+                ("snapshot", spec.snapshot_id),
+                ("volume", spec.source_volid),
+                ("image", spec.image_id),
+            ):
+                if source:
+                    self._require(kind, source, f"volume {spec.isthmus_id}")
         if spec.attached_server_id:
             self._require("server", spec.attached_server_id, f"volume {spec.isthmus_id}")
         status = "in-use" if spec.attached_server_id else "available"

@@ -6,11 +6,12 @@ site's `settle_seconds` for each step to settle, so a volume can be created and
 attached in one call; past that it returns the transient status and the engine
 polls.
 
-- volume: size (grown with os-extend, never shrunk), type, source snapshot,
-  metadata `isthmus_id`/`isthmus_name`; attached through Nova's
-  os-volume_attachments to the site server of `attached_server_id`, detached
-  when that is None. Deleting an attached volume detaches it first; a volume
-  whose snapshots are still in the site waits for them.
+- volume: size (grown with os-extend, never shrunk, in use too), type, source
+  (the site's snapshot, volume or image copy it is made from), metadata
+  `isthmus_id`/`isthmus_name`; attached through Nova's os-volume_attachments to
+  the site server of `attached_server_id`, detached when that is None. Deleting
+  an attached volume detaches it first; a volume whose snapshots are still in
+  the site waits for them.
 - snapshot: of the site volume, forced (a volume may be in use).
 - image: created private with property `isthmus_id`, its data uploaded from
   `spec.data_path`; the md5 the site computed must equal `spec.checksum`, else
@@ -138,12 +139,7 @@ class Volumes(Kind[VolumeSpec]):
             }
             if spec.volume_type and spec.volume_type != DEFAULT_VOLUME_TYPE:
                 body["volume_type"] = spec.volume_type  # else the site's own default type
-            if spec.snapshot_id:
-                body["snapshot_id"] = (
-                    self.site.kinds["snapshot"]
-                    .require(spec.snapshot_id, f"volume {spec.isthmus_id}")
-                    .id
-                )
+            body.update(self._source(spec))
             if self.site.availability_zone:
                 body["availability_zone"] = self.site.availability_zone
             with self.errors("create", create=True):
@@ -154,7 +150,7 @@ class Volumes(Kind[VolumeSpec]):
         if field(obj, "description", "") != spec.name:
             with self.errors("update"):
                 obj = conn.block_storage.update_volume(obj, description=spec.name)
-        if spec.size_gb > int(obj.size or 0) and obj.status == "available":
+        if spec.size_gb > int(obj.size or 0) and obj.status in ("available", "in-use"):
             with self.errors("extend"):
                 # openstacksdk types block_storage as the v2 | v3 proxy union, each
                 # method wanting its own version's Volume; the live proxy takes its own.
@@ -162,6 +158,18 @@ class Volumes(Kind[VolumeSpec]):
             obj = self._settle(self._fetch(obj) or obj)
         obj = self._attach(obj, spec)
         return self.observed(obj, spec.isthmus_id)
+
+    def _source(self, spec: VolumeSpec) -> dict[str, Any]:
+        """What the site's Cinder makes a new volume from: the site's own snapshot,
+        volume or image (the image's copy in this site) of the spec's source."""
+        for key, kind, source in (
+            ("snapshot_id", "snapshot", spec.snapshot_id),
+            ("source_volid", "volume", spec.source_volid),
+            ("imageRef", "image", spec.image_id),
+        ):
+            if source:
+                return {key: self.site.kinds[kind].require(source, f"volume {spec.isthmus_id}").id}
+        return {}
 
     def _attach(self, obj: Any, spec: VolumeSpec) -> Any:
         """Attach `obj` to the site server of spec.attached_server_id, or detach it."""
