@@ -19,6 +19,9 @@ benches write intent through the same functions.
 - `flavors`, `volume_types`, `keypairs`, `images`: the catalogs and key pairs;
 - `image_members`, `image_imports`: Glance's image sharing and interoperable import
   (each site a store).
+- `server_groups`: Nova's server groups, their members and quotas, and the placement
+  (model/placement.Spread) a server's group and same_host/different_host hints ask;
+- `sites`: a site's scheduling switch as Nova's os-services reach it.
 
 Where a check that needs the store sits between checks of the body (Neutron's
 and Nova's order of errors), the API calls the intent check at that point and

@@ -149,6 +149,8 @@ class Site(Base):
     # make: {"counts": {kind: n}, "items": [{kind, id, name}], "error": ...}
     foreign_objects: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     swept_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # why an admin disabled the site's scheduling (Nova's service disabled_reason)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class IpAllocation(Base):

@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from isthmus.api.compute import extras, keypairs, limits, server_groups, servers, volumes
+from isthmus.api.compute import (
+    extras,
+    hypervisors,
+    keypairs,
+    limits,
+    server_groups,
+    servers,
+    services,
+    usage,
+    volumes,
+)
 
 router = APIRouter()
 router.include_router(servers.router)
@@ -11,3 +21,6 @@ router.include_router(keypairs.router)
 router.include_router(limits.router)
 router.include_router(volumes.router)
 router.include_router(server_groups.router)
+router.include_router(hypervisors.router)
+router.include_router(services.router)
+router.include_router(usage.router)
