@@ -83,27 +83,27 @@ def test_version_documents_and_microversion_negotiation(cloud: Cloud) -> None:
         assert versions[0]["min_version"] == "2.1"
     for path in (V, f"{V}/"):
         doc = client.get(path).json()["version"]
-        assert doc["version"] == "2.1" and doc["min_version"] == "2.1"
+        assert doc["version"] == "2.96" and doc["min_version"] == "2.1"
         assert doc["links"][0]["href"].endswith("/compute/v2.1/")
     plain = client.get(f"{V}/flavors", headers=cloud.demo)
     assert plain.headers["OpenStack-API-Version"] == "compute 2.1"
     assert plain.headers["X-OpenStack-Nova-API-Version"] == "2.1"
     assert "OpenStack-API-Version" in plain.headers["Vary"]
-    for header in (
-        {"OpenStack-API-Version": "compute 2.1"},
-        {"OpenStack-API-Version": "compute latest"},
-        {"X-OpenStack-Nova-API-Version": "2.1"},
-        {"OpenStack-API-Version": "volume 3.5"},  # not ours: default
+    for header, served in (
+        ({"OpenStack-API-Version": "compute 2.1"}, "2.1"),
+        ({"OpenStack-API-Version": "compute latest"}, "2.96"),
+        ({"X-OpenStack-Nova-API-Version": "2.1"}, "2.1"),
+        ({"OpenStack-API-Version": "volume 3.5"}, "2.1"),  # not ours: default
     ):
         response = client.get(f"{V}/flavors", headers={**cloud.demo, **header})
         assert response.status_code == 200
-        assert response.headers["OpenStack-API-Version"] == "compute 2.1"
-    for value in ("compute 2.2", "compute 3.0", "compute 2.0"):
+        assert response.headers["OpenStack-API-Version"] == f"compute {served}"
+    for value in ("compute 2.97", "compute 3.0", "compute 2.0"):
         too_new = client.get(f"{V}/flavors", headers={**cloud.demo, "OpenStack-API-Version": value})
         assert too_new.status_code == 406
-        assert "Minimum is 2.1 and maximum is 2.1" in too_new.json()["computeFault"]["message"]
+        assert "Minimum is 2.1 and maximum is 2.96" in too_new.json()["computeFault"]["message"]
     legacy = client.get(
-        f"{V}/flavors", headers={**cloud.demo, "X-OpenStack-Nova-API-Version": "2.60"}
+        f"{V}/flavors", headers={**cloud.demo, "X-OpenStack-Nova-API-Version": "2.100"}
     )
     assert legacy.status_code == 406
     bad = client.get(f"{V}/flavors", headers={**cloud.demo, "OpenStack-API-Version": "compute x"})

@@ -77,3 +77,8 @@ def change_access(session: Session, flavor: Resource, tenant: str, *, add: bool)
             raise NotFound(f"Flavor access not found for {flavor.id} / {tenant} combination.")
         projects.remove(tenant)
     repo.change(session, flavor, spec={"projects": projects})
+
+
+def set_description(session: Session, flavor: Resource, description: str | None) -> None:
+    """A flavor's description (Nova's flavor update, 2.55: the one field it changes)."""
+    repo.change(session, flavor, spec={"description": description})

@@ -84,6 +84,9 @@ class BootRequest:
     access_ipv6: str = ""
     return_reservation_id: bool = False
     zones_allowed: list[str] | None = None  # from the networks' hints; None: any site
+    # spec keys the request's microversion brings (api/compute/server_fields.py:
+    # description, tags, hostname, pinned_availability_zone), kept as given
+    extra_spec: dict[str, Any] = field(default_factory=dict)
     # the server group and same_host/different_host hints (intent/server_groups.py)
     placement_hints: PlacementHints = field(default_factory=PlacementHints)
 
@@ -295,6 +298,7 @@ def boot(session: Session, caller: Caller, request: BootRequest) -> list[Resourc
                 "access_ipv6": request.access_ipv6,
                 "reservation_id": reservation_id,
                 "launch_index": index,
+                **request.extra_spec,
                 **({"server_group": group.id} if group is not None else {}),
             },
         )

@@ -1,4 +1,4 @@
-"""Shared plumbing of the Compute v2.1 API (api/compute*.py).
+"""Shared plumbing of the Compute v2.1 API (api/compute/*.py).
 
 - Microversions: every route of a compute router runs through `ComputeRoute`,
   which reads `OpenStack-API-Version: compute X` (or the legacy
@@ -9,8 +9,10 @@
 - Links, pagination (`limit`/`marker`, `<collection>_links` next link) and the
   small parsers every compute module uses.
 
-Isthmus serves exactly microversion 2.1 (MAX_VERSION): clients negotiate down
-to it and get the 2.1 response formats everywhere.
+Isthmus serves microversions 2.1 to 2.96 (MIN_VERSION..MAX_VERSION); a request
+without a version gets 2.1, as Nova's. Whether a request is at or above a
+microversion is decided here, once: `request_version(request) >= (2, 47)` (the
+handlers and views ask this; nothing else reads the headers).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from isthmus.errors import ApiError, BadRequest, NotAcceptable, NotFound
 from isthmus.store.tables import Resource
 
 MIN_VERSION = (2, 1)
-MAX_VERSION = (2, 1)
+MAX_VERSION = (2, 96)
 MAX_LIMIT = 1000  # Nova's osapi_max_limit
 VERSION_HEADER = "OpenStack-API-Version"
 LEGACY_VERSION_HEADER = "X-OpenStack-Nova-API-Version"
@@ -73,6 +75,11 @@ def negotiate_version(request: Request) -> tuple[int, int]:
             f" {version_string(MIN_VERSION)} and maximum is {version_string(MAX_VERSION)}."
         )
     return version
+
+
+def request_version(request: Request) -> tuple[int, int]:
+    """The microversion this request was negotiated at (ComputeRoute sets it)."""
+    return getattr(request.state, "compute_version", MIN_VERSION)
 
 
 def _add_version_headers(response: Response, version: tuple[int, int]) -> None:

@@ -27,6 +27,7 @@ from isthmus.api.compute.common import (
     parse_bool,
     parse_int,
     parse_limit,
+    request_version,
     require_object,
 )
 from isthmus.api.context import RequestContext, get_context
@@ -59,26 +60,46 @@ def _service(request: Request) -> Any:
 
 
 def _flavor(request: Request, flavor: Resource, detail: bool = True) -> dict[str, Any]:
+    """A flavor at the request's microversion: 2.55 adds `description` (list too),
+    2.61 `extra_specs` (detail and show), 2.75 a swap of 0 instead of ""."""
+    version = request_version(request)
+    spec = flavor.spec
     body: dict[str, Any] = {
         "id": flavor.id,
         "name": flavor.name,
         "links": links(request, "flavors", flavor.id),
     }
+    if version >= (2, 55):
+        body["description"] = spec.get("description")
     if detail:
-        spec = flavor.spec
+        swap = int(spec.get("swap", 0))
         body.update(
             {
                 "vcpus": int(spec.get("vcpus", 0)),
                 "ram": int(spec.get("ram", 0)),
                 "disk": int(spec.get("disk", 0)),
-                "swap": int(spec.get("swap", 0)) or "",
+                "swap": swap if swap or version >= (2, 75) else "",
                 "OS-FLV-EXT-DATA:ephemeral": int(spec.get("ephemeral", 0)),
                 "OS-FLV-DISABLED:disabled": False,
                 "rxtx_factor": float(spec.get("rxtx_factor", 1.0)),
                 "os-flavor-access:is_public": bool(spec.get("is_public", True)),
             }
         )
+        if version >= (2, 61):
+            body["extra_specs"] = dict(spec.get("extra_specs") or {})
     return body
+
+
+def _flavor_description(value: Any) -> str | None:
+    """A flavor description (2.55): null or up to 65535 printable characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 65535 or not value.isprintable():
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value}. It must be null"
+            " or at most 65535 printable characters."
+        )
+    return value
 
 
 def _flavor_sort_value(flavor: Resource, key: str) -> Any:
@@ -183,12 +204,43 @@ def create_flavor(
         "projects": [],
         "description": None,
     }
+    if "description" in ref:
+        if request_version(request) < (2, 55):
+            raise BadRequest(
+                "Invalid input for field/attribute flavor. Additional properties are not"
+                " allowed ('description' was unexpected)"
+            )
+        spec["description"] = _flavor_description(ref["description"])
     try:
         spec["rxtx_factor"] = float(ref.get("rxtx_factor", 1.0))
     except (TypeError, ValueError):
         raise BadRequest("Invalid input for field/attribute rxtx_factor.") from None
     with _service(request).db.session() as session:
         flavor = intent_flavors.add_flavor(session, flavor_id, name, spec)
+        return {"flavor": _flavor(request, flavor)}
+
+
+@router.put("/v2.1/flavors/{flavor_id}")
+def update_flavor(
+    request: Request,
+    flavor_id: str,
+    body: dict[str, Any],
+    ctx: RequestContext = Depends(get_context),
+) -> dict[str, Any]:
+    """Nova's flavor update (2.55): the description only; no such API below 2.55."""
+    if request_version(request) < (2, 55):
+        raise NotFound("The resource could not be found.")
+    ctx.require_admin("os_compute_api:os-flavor-manage:update")
+    ref = require_object(body, "flavor")
+    if "description" not in ref or set(ref) != {"description"}:
+        raise BadRequest(
+            "Invalid input for field/attribute flavor. 'description' is a required property"
+            " and the only one allowed."
+        )
+    description = _flavor_description(ref["description"])
+    with _service(request).db.session() as session:
+        flavor = get_flavor(session, ctx, flavor_id)
+        intent_flavors.set_description(session, flavor, description)
         return {"flavor": _flavor(request, flavor)}
 
 

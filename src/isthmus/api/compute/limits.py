@@ -7,6 +7,11 @@ own project's limits and quota set (another project's is 403); updating and
 reverting quota sets is admin-only. The Nova quotas Isthmus does not enforce
 (metadata_items is enforced on servers, the rest are fixed) show their fixed
 values and cannot be changed.
+
+Microversions drop fields (`REMOVED_LIMITS`, `REMOVED_QUOTAS`): 2.36 the network
+proxies' (security groups and rules, floating and fixed IPs, networks), 2.39
+maxImageMeta, 2.57 the personality files' (maxPersonality*, injected_file*); an
+update naming a dropped quota is then 400 as any unknown key.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from typing import Any
 
 from fastapi import Depends, Request, Response
 
-from isthmus.api.compute.common import compute_router, parse_bool, parse_int, require_object
+from isthmus.api.compute.common import (
+    compute_router,
+    parse_bool,
+    parse_int,
+    request_version,
+    require_object,
+)
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest
 from isthmus.store import quotas
@@ -41,6 +52,36 @@ FIXED_QUOTAS = {
     "injected_file_path_bytes": 255,
     "fixed_ips": -1,
 }
+
+
+# (since, names): what limits and quota sets no longer show from a microversion on
+REMOVED_LIMITS = (
+    (
+        (2, 36),
+        (
+            "maxSecurityGroups",
+            "maxSecurityGroupRules",
+            "maxTotalFloatingIps",
+            "totalSecurityGroupsUsed",
+            "totalFloatingIpsUsed",
+        ),
+    ),
+    ((2, 39), ("maxImageMeta",)),
+    ((2, 57), ("maxPersonality", "maxPersonalitySize")),
+)
+REMOVED_QUOTAS = (
+    ((2, 36), ("fixed_ips", "floating_ips", "security_groups", "security_group_rules", "networks")),
+    ((2, 57), ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")),
+)
+
+
+def _removed(version: tuple[int, int], removed: Any) -> set[str]:
+    """The field names `removed` drops at `version`."""
+    return {name for since, names in removed if version >= since for name in names}
+
+
+def _without(body: dict[str, Any], gone: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in gone} if gone else body
 
 
 def _target_project(ctx: RequestContext, project_id: str | None, what: str) -> str:
@@ -82,14 +123,15 @@ def show_limits(request: Request, ctx: RequestContext = Depends(get_context)) ->
             "totalFloatingIpsUsed": used("floatingips"),
             "totalServerGroupsUsed": used("server_groups"),
         }
-    return {"limits": {"rate": [], "absolute": absolute}}
+    gone = _removed(request_version(request), REMOVED_LIMITS)
+    return {"limits": {"rate": [], "absolute": _without(absolute, gone)}}
 
 
-def _quota_set(limit: dict[str, int], project_id: str | None) -> dict[str, Any]:
+def _quota_set(request: Request, limit: dict[str, int], project_id: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {"id": project_id} if project_id else {}
     body.update({name: limit[ours] for name, ours in QUOTA_FIELDS.items()})
     body.update(FIXED_QUOTAS)
-    return body
+    return _without(body, _removed(request_version(request), REMOVED_QUOTAS))
 
 
 @router.get("/v2.1/os-quota-sets/{project_id}")
@@ -98,7 +140,7 @@ def show_quota_set(
 ) -> dict[str, Any]:
     project = _target_project(ctx, project_id, "os_compute_api:os-quota-sets:show")
     with request.app.state.service.db.read() as session:
-        return {"quota_set": _quota_set(quotas.limits(session, project), project)}
+        return {"quota_set": _quota_set(request, quotas.limits(session, project), project)}
 
 
 @router.get("/v2.1/os-quota-sets/{project_id}/detail")
@@ -117,14 +159,14 @@ def show_quota_set_detail(
             }
         for name, value in FIXED_QUOTAS.items():
             body[name] = {"limit": value, "in_use": 0, "reserved": 0}
-        return {"quota_set": body}
+        return {"quota_set": _without(body, _removed(request_version(request), REMOVED_QUOTAS))}
 
 
 @router.get("/v2.1/os-quota-sets/{project_id}/defaults")
 def show_quota_defaults(
     request: Request, project_id: str, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
-    return {"quota_set": _quota_set(dict(quotas.DEFAULTS), project_id)}
+    return {"quota_set": _quota_set(request, dict(quotas.DEFAULTS), project_id)}
 
 
 @router.put("/v2.1/os-quota-sets/{project_id}")
@@ -138,12 +180,13 @@ def update_quota_set(
     ref = dict(require_object(body, "quota_set"))
     force = parse_bool("force", ref.pop("force", False))
     values: dict[str, int] = {}
+    gone = _removed(request_version(request), REMOVED_QUOTAS)
     for name, value in ref.items():
-        if name in FIXED_QUOTAS:
+        if name in FIXED_QUOTAS and name not in gone:
             if parse_int(name, value, -1) != FIXED_QUOTAS[name]:
                 raise BadRequest(f"Quota {name} is fixed at {FIXED_QUOTAS[name]} in Isthmus.")
             continue
-        if name not in QUOTA_FIELDS:
+        if name not in QUOTA_FIELDS or name in gone:
             raise BadRequest(
                 f"Invalid input for field/attribute quota_set. Additional properties are not"
                 f" allowed ('{name}' was unexpected)"
@@ -159,7 +202,7 @@ def update_quota_set(
                         f" already used and reserved {in_use}."
                     )
         limit = quotas.set_limits(session, project_id, values)
-        return {"quota_set": _quota_set(limit, None)}
+        return {"quota_set": _quota_set(request, limit, None)}
 
 
 @router.delete("/v2.1/os-quota-sets/{project_id}", status_code=202, response_class=Response)

@@ -1,10 +1,11 @@
 """The server list of Compute v2.1 (GET /servers, /servers/detail).
 
-Filters on columns (project, availability zone/host, uuid, changes-since) and
-sorting run in SQL; the sort keys map to indexed columns, and `marker` becomes a
-keyset condition on them, so a page costs the same however deep it is. Filters
-on the rendered server (name regex, status, flavor, image, ip, ip6, key_name,
-user_id, reservation_id, vm_state, task_state, power_state) scan the sorted rows
+Filters on columns (project, availability zone/host, uuid, changes-since,
+changes-before from 2.66) and sorting run in SQL; the sort keys map to indexed
+columns, and `marker` becomes a keyset condition on them, so a page costs the
+same however deep it is. Filters on the rendered server (name regex, status,
+flavor, image, ip, ip6 (a member's from 2.5), key_name, user_id, reservation_id,
+vm_state, task_state, power_state, locked from 2.73) scan the sorted rows
 in growing keyset chunks until the page is full (exactly `limit` rows, unless
 the rows run out). Two of them narrow the scan in SQL first with a condition
 every matching row meets, the exact test staying in Python: `status` (the
@@ -31,7 +32,13 @@ from fastapi import Request
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from isthmus.api.compute.common import next_links, parse_bool, parse_limit, ref_id
+from isthmus.api.compute.common import (
+    next_links,
+    parse_bool,
+    parse_limit,
+    ref_id,
+    request_version,
+)
 from isthmus.api.compute.views import (
     SERVER_COLUMNS,
     ServerViews,
@@ -147,10 +154,11 @@ def _spec_is(key: str, want: str) -> Test:
     return lambda s, v: bool(s.spec.get(key) == want)
 
 
-def _filters(request: Request) -> tuple[list[Test], bool]:
+def _filters(request: Request, ctx: RequestContext) -> tuple[list[Test], bool]:
     """The list filters that need the rendered server (applied in Python), and
     whether they read nothing but the name."""
     params = request.query_params
+    version = request_version(request)
     tests: list[Test] = []
     if params.get("name"):
         name = _regex(params["name"])
@@ -166,6 +174,8 @@ def _filters(request: Request) -> tuple[list[Test], bool]:
         image = ref_id(params["image"])
         tests.append(lambda s, v: s.spec.get("image_id") == image)
     for key in ("ip", "ip6"):
+        if key == "ip6" and version < (2, 5) and not ctx.is_admin:
+            continue  # below 2.5 Nova drops a member's ip6 filter
         if params.get(key):
             pattern, six = _regex(params[key]), key == "ip6"
             tests.append(_ip_matches(pattern, six))
@@ -178,6 +188,9 @@ def _filters(request: Request) -> tuple[list[Test], bool]:
         tests.append(lambda s, v: v.state(s).task_state == params["task_state"])
     if params.get("power_state"):
         tests.append(lambda s, v: str(v.state(s).power_state) == params["power_state"])
+    if version >= (2, 73) and params.get("locked") is not None:
+        locked = parse_bool("locked", params["locked"])
+        tests.append(lambda s, v: bool(s.spec.get("locked")) == locked)
     return tests, name_only and len(tests) == 1
 
 
@@ -206,6 +219,15 @@ def _list_query(
         since = _parse_time("changes-since", params["changes-since"])
         changed = select(Binding.resource_id).where(Binding.updated_at >= since)
         query = query.where(or_(Resource.updated_at >= since, Resource.id.in_(changed)))
+    if params.get("changes-before") and request_version(request) >= (2, 66):
+        before = _parse_time("changes-before", params["changes-before"])
+        if params.get("changes-since") and since > before:
+            raise BadRequest(
+                "The value of changes-since must be less than or equal to changes-before."
+            )
+        # changed at or before: the row's last change (and its binding's) is not later
+        later = select(Binding.resource_id).where(Binding.updated_at > before)
+        query = query.where(Resource.updated_at <= before, Resource.id.not_in(later))
     # narrowing only: the exact name and status tests run in Python (_filters)
     if params.get("name"):
         name_condition = _name_prefilter(_regex(params["name"]))
@@ -285,7 +307,7 @@ def list_servers_page(request: Request, ctx: RequestContext, detail: bool) -> di
     limit = parse_limit(request)
     if request.query_params.get("limit") == "0":
         return {"servers": []}  # Nova lists no servers for limit=0
-    tests, name_only = _filters(request)
+    tests, name_only = _filters(request, ctx)
     with request.app.state.service.db.read() as session:
         query, order = _list_query(request, ctx, session)
         page: list[Any]
@@ -306,7 +328,8 @@ def list_servers_page(request: Request, ctx: RequestContext, detail: bool) -> di
         views = ServerViews(session, page)
         body: dict[str, Any] = {
             "servers": [
-                views.detail(request, ctx, s) if detail else views.brief(request, s) for s in page
+                views.detail(request, ctx, s, single=False) if detail else views.brief(request, s)
+                for s in page
             ]
         }
         next_link = next_links(request, "servers", [s.id for s in page], limit)

@@ -8,17 +8,19 @@ The other compute modules: create (server create: parsing and checks), listing
 availability zones), keypairs, limits (limits, quota sets), volumes (volume
 attachments) and common (microversions, links, paging).
 
-Isthmus serves microversion 2.1 exactly (see compute_common).
+Microversions 2.1 to 2.96 (common.py negotiates; server_fields.py the request
+fields and views.py the body each one changes).
 
 Every handler follows docs/HACKING.md: a write validates, writes intent and
 enqueues work in one transaction and then wakes the engine; a read only reads.
 A server of another project is 404 for a non-admin, on every endpoint.
 
-The server body is Nova 2.1's (strict clients such as Tempest reject unknown
-keys): the site a server is placed in is its `OS-EXT-AZ:availability_zone` (and
-the admin's `OS-EXT-SRV-ATTR:host`). The one Isthmus extension field,
-`isthmus:pending_reason`, appears only while the engine waits to realise a change
-in the site (a site down, a retry), never on a server that is settled.
+The server body is Nova's of the request's microversion (strict clients such as
+Tempest reject unknown keys): the site a server is placed in is its
+`OS-EXT-AZ:availability_zone` (and the admin's `OS-EXT-SRV-ATTR:host`). The one
+Isthmus extension field, `isthmus:pending_reason`, appears only while the engine
+waits to realise a change in the site (a site down, a retry), never on a server
+that is settled.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from isthmus.api.catalog import base_url_of
+from isthmus.api.compute import server_fields
 from isthmus.api.compute.common import (
     MAX_VERSION,
     MIN_VERSION,
     api_url,
     compute_router,
     links,
+    request_version,
     require_object,
     version_string,
 )
@@ -141,7 +145,12 @@ def create_server(
     ctx.require_member("os_compute_api:servers:create")
     service = _service(request)
     with service.db.session() as session:
+        version = request_version(request)
+        server_fields.check_create(body.get("server") or {}, version)
         boot_request = parse_boot_request(session, ctx, body)
+        boot_request.extra_spec = server_fields.create_spec(
+            body["server"], version, boot_request.availability_zone
+        )
         servers = intent_servers.boot(session, ctx, boot_request)
         first = servers[0]
         reservation_id = first.spec["reservation_id"]
@@ -178,7 +187,8 @@ def update_server(
 ) -> dict[str, Any]:
     ctx.require_member("os_compute_api:servers:update")
     update = require_object(body, "server")
-    allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"}
+    version = request_version(request)
+    allowed = server_fields.update_fields(version)
     unknown = sorted(set(update) - allowed)
     if unknown:
         raise BadRequest(
@@ -200,11 +210,14 @@ def update_server(
         if update["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
             raise BadRequest("OS-DCF:diskConfig must be 'AUTO' or 'MANUAL'.")
         spec["disk_config"] = update["OS-DCF:diskConfig"]
+    spec.update(server_fields.update_spec(update, version))
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
         server_actions.update_server(session, server, fields=fields, spec=spec)
-        answer = {"server": ServerViews(session, [server]).detail(request, ctx, server, False)}
+        # from 2.75 the update answers the whole server, as show does
+        full = version >= (2, 75)
+        answer = {"server": ServerViews(session, [server]).detail(request, ctx, server, full)}
     service.wake()
     return answer
 

@@ -5,6 +5,7 @@ naming a field, server metadata (keys and values up to 255 characters, at most
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from isthmus.errors import BadRequest, OverQuota
@@ -67,3 +68,35 @@ def positive_count(body: dict[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or count < 1:
         raise invalid_field(key, value, f"{key} must be an integer of at least 1.")
     return count
+
+
+def hostname_from_name(name: str, server_id: str) -> str:
+    """The hostname Nova makes of a server's name: Latin-1 only, spaces,
+    underscores and dots to dashes, other non-word characters dropped, lower
+    case, at most 63 characters, no leading or trailing dot or dash;
+    `Server-<id>` when nothing is left."""
+    text = name.encode("latin-1", "ignore").decode("latin-1")
+    text = re.sub(r"[ _.]", "-", text)
+    text = re.sub(r"[^\w.-]+", "", text, flags=re.ASCII).lower()
+    text = text[:63].strip(".-")
+    return text or f"Server-{server_id}"
+
+
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$")
+_FQDN = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$")
+
+
+def validate_hostname(value: Any, fqdn: bool) -> str:
+    """A `hostname` set at create, update or rebuild (2.90): a name of 2 to 63
+    letters, digits and dashes; from 2.94 a fully qualified name of up to 255."""
+    longest = 255 if fqdn else 63
+    pattern = _FQDN if fqdn else _HOSTNAME
+    if not isinstance(value, str) or not 2 <= len(value) <= longest or not pattern.match(value):
+        raise invalid_field(
+            "hostname",
+            value,
+            f"The hostname must be 2 to {longest} letters, digits and dashes"
+            + (" (dots between labels)" if fqdn else "")
+            + ", starting and ending with a letter or digit.",
+        )
+    return value

@@ -13,6 +13,16 @@ state allows):
   at generation g and not yet applied -> REBOOT/rebooting (HARD_REBOOT/
   rebooting_hard); a delete -> deleting, until the engine removes the row.
 
+Microversions (common.request_version; Nova's rest_api_version_history and
+Tempest's schemas v2_*): 2.3 more OS-EXT-SRV-ATTR fields for admins and
+volumes_attached[].delete_on_termination; 2.9 locked; 2.16 host_status (admins;
+the site's health); 2.19 description; 2.26 tags; 2.47 the embedded flavor instead
+of its id and link; 2.63 trusted_image_certificates (null: not supported); 2.71
+server_groups (show and update only); 2.73 locked_reason; 2.75 update answers the
+whole server (servers.py); 2.90 OS-EXT-SRV-ATTR:hostname for everyone; 2.96
+pinned_availability_zone (the zone asked for at create). `versioned_fields` adds
+them, in one place, to show, list detail and update.
+
 `ServerViews` loads what a batch of servers needs in a handful of queries, so a
 list page costs the same few queries whatever its length: each kind of related
 row (ports with their network's name and volumes; bindings; floating IPs) in one
@@ -35,13 +45,15 @@ from sqlalchemy import BindParameter, Select, and_, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from isthmus.api.catalog import base_url_of
-from isthmus.api.compute.common import bookmark, links
+from isthmus.api.compute.common import bookmark, links, request_version
+from isthmus.api.compute.validation import hostname_from_name
 from isthmus.api.context import RequestContext
 from isthmus.intent.server_actions import ServerState, server_state
 from isthmus.store import repo
-from isthmus.store.tables import Binding, Resource
+from isthmus.store.tables import Binding, Resource, Site
 
 RUNNING_STATUSES = ("ACTIVE", "SHUTOFF", "REBOOT", "HARD_REBOOT")
+ROOT_DEVICE = "/dev/vda"
 
 
 def launched_format(moment: datetime | None) -> str | None:
@@ -182,6 +194,7 @@ class ServerViews:
             }
         self._floating: dict[str, list[Any]] | None = None
         self._base: tuple[Request, str] | None = None
+        self._host_status: dict[str, str] | None = None
 
     # -- related rows, loaded on first use -------------------------------------------------
 
@@ -256,6 +269,35 @@ class ServerViews:
             self._floating = floating
         return self._floating
 
+    def host_status(self, site: str | None) -> str:
+        """Nova's host_status of a server in `site` (2.16): UP, DOWN, MAINTENANCE (a
+        disabled site), UNKNOWN (health not known yet), "" when in no site."""
+        if not site:
+            return ""
+        if self._host_status is None:
+            rows = self.session.execute(select(Site.name, Site.enabled, Site.health))
+            self._host_status = {
+                name: (
+                    "MAINTENANCE"
+                    if not enabled
+                    else "DOWN"
+                    if health == "down"
+                    else "UNKNOWN"
+                    if health == "unknown"
+                    else "UP"
+                )
+                for name, enabled, health in rows
+            }
+        return self._host_status.get(site, "UNKNOWN")
+
+    def server_groups(self, server: Any) -> list[str]:
+        """The server group the server joined (2.71), if that group is still there."""
+        group_id = (server.spec or {}).get("server_group")
+        if not group_id:
+            return []
+        group = self.session.get(Resource, group_id)
+        return [group_id] if group is not None and not group.deleting else []
+
     def _base_url(self, request: Request) -> str:
         """base_url_of(request), worked out once per request."""
         if self._base is None or self._base[0] is not request:
@@ -306,8 +348,16 @@ class ServerViews:
         }
 
     def detail(
-        self, request: Request, ctx: RequestContext, server: Resource, extended: bool = True
+        self,
+        request: Request,
+        ctx: RequestContext,
+        server: Resource,
+        extended: bool = True,
+        single: bool = True,
     ) -> dict[str, Any]:
+        """The server body of show (`single`), list detail (not `single`) and update
+        (not `extended` below 2.75), at the request's microversion."""
+        version = request_version(request)
         spec = server.spec
         state = self.state(server)
         base = self._base_url(request)
@@ -326,7 +376,11 @@ class ServerViews:
                 if image_id
                 else ""
             ),
-            "flavor": {"id": flavor_id, "links": bookmark(request, "flavors", flavor_id, base)},
+            "flavor": (
+                embedded_flavor(spec.get("flavor") or {})
+                if version >= (2, 47)
+                else {"id": flavor_id, "links": bookmark(request, "flavors", flavor_id, base)}
+            ),
             "created": repo.isoformat(server.created_at),
             "updated": self.updated(server),
             "addresses": self.addresses(server),
@@ -343,6 +397,8 @@ class ServerViews:
                 "message": str(server.observed["fault"]),
                 "created": repo.isoformat(server.updated_at),
             }
+        if version > (2, 1):
+            self.versioned_fields(body, version, ctx, server, extended, single)
         if not extended:
             return body
         binding = self.bindings.get(server.id)
@@ -360,7 +416,10 @@ class ServerViews:
                 "OS-SRV-USG:launched_at": launched_format(launched),
                 "OS-SRV-USG:terminated_at": None,
                 "os-extended-volumes:volumes_attached": [
-                    {"id": v.id} for v in self.volumes.get(server.id, [])
+                    {"id": v.id, "delete_on_termination": bool(v.spec.get("delete_on_termination"))}
+                    if version >= (2, 3)
+                    else {"id": v.id}
+                    for v in self.volumes.get(server.id, [])
                 ],
                 "security_groups": [{"name": n} for n in spec.get("security_groups") or []],
             }
@@ -376,7 +435,67 @@ class ServerViews:
                     "OS-EXT-SRV-ATTR:instance_name": f"instance-{server.id[:8]}",
                 }
             )
+            if version >= (2, 3):
+                body.update(
+                    {
+                        "OS-EXT-SRV-ATTR:reservation_id": spec.get("reservation_id"),
+                        "OS-EXT-SRV-ATTR:launch_index": int(spec.get("launch_index") or 0),
+                        "OS-EXT-SRV-ATTR:kernel_id": "",
+                        "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                        "OS-EXT-SRV-ATTR:hostname": server_hostname(server),
+                        "OS-EXT-SRV-ATTR:root_device_name": ROOT_DEVICE,
+                        "OS-EXT-SRV-ATTR:user_data": spec.get("user_data") or None,
+                    }
+                )
+        if version >= (2, 90):
+            body["OS-EXT-SRV-ATTR:hostname"] = server_hostname(server)
+        if version >= (2, 16) and ctx.is_admin:
+            body["host_status"] = self.host_status(server.site)
         return body
+
+    def versioned_fields(
+        self,
+        body: dict[str, Any],
+        version: tuple[int, int],
+        ctx: RequestContext,
+        server: Any,
+        extended: bool,
+        single: bool,
+    ) -> None:
+        """The fields microversions 2.9 to 2.96 add to show, list detail and update."""
+        spec = server.spec
+        if version >= (2, 9):
+            body["locked"] = bool(spec.get("locked"))
+        if version >= (2, 19):
+            body["description"] = spec.get("description")
+        if version >= (2, 26):
+            body["tags"] = list(spec.get("tags") or [])
+        if version >= (2, 63):
+            body["trusted_image_certificates"] = None
+        if version >= (2, 71) and single:
+            body["server_groups"] = self.server_groups(server)
+        if version >= (2, 73):
+            body["locked_reason"] = spec.get("locked_reason") if spec.get("locked") else None
+        if version >= (2, 96):
+            body["pinned_availability_zone"] = spec.get("pinned_availability_zone")
+
+
+def embedded_flavor(copy: dict[str, Any]) -> dict[str, Any]:
+    """The flavor a server keeps (intent/servers.flavor_copy), as 2.47 shows it."""
+    return {
+        "original_name": str(copy.get("name") or ""),
+        "vcpus": int(copy.get("vcpus") or 0),
+        "ram": int(copy.get("ram") or 0),
+        "disk": int(copy.get("disk") or 0),
+        "ephemeral": int(copy.get("ephemeral") or 0),
+        "swap": int(copy.get("swap") or 0),
+        "extra_specs": {str(k): str(v) for k, v in (copy.get("extra_specs") or {}).items()},
+    }
+
+
+def server_hostname(server: Any) -> str:
+    """The server's hostname: the one set (2.90) or the one Nova makes of its name."""
+    return str(server.spec.get("hostname") or hostname_from_name(server.name, server.id))
 
 
 def _address(address: str, kind: str, mac: str) -> dict[str, Any]:
