@@ -147,6 +147,66 @@ class DriverContract:
         driver.delete("server", server.isthmus_id)
         assert driver.observe("server", server.isthmus_id) is None
 
+    def drive(self, driver: SiteDriver, spec: ServerSpec, wanted: str) -> None:
+        """Ensure `spec` until the site shows `wanted` (the engine calls `ensure`
+        again while a server's status is transient: a change may take steps)."""
+
+        def reached() -> str:
+            status = driver.ensure(spec).status
+            assert status == wanted, f"server {spec.isthmus_id} is {status}, wanted {wanted}"
+            return status
+
+        what = f"server {spec.isthmus_id} to be {wanted}"
+        wait_for(reached, timeout=120, interval=0.5, what=what, ignoring=(AssertionError,))
+
+    def test_server_pauses_suspends_and_stops_as_its_spec_says(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        server = ServerSpec(isthmus_id=_id(), name="vm", port_ids=(topo.port.isthmus_id,))
+        driver.ensure(server)
+        wait_status(driver, "server", server.isthmus_id, "ACTIVE")
+        site_id = driver.observe("server", server.isthmus_id).site_id  # type: ignore[union-attr]
+        for run_state, power_on, wanted in (
+            ("paused", True, "PAUSED"),
+            ("active", True, "ACTIVE"),
+            ("suspended", True, "SUSPENDED"),
+            ("suspended", False, "SHUTOFF"),  # a suspended server is resumed, then stopped
+            ("active", True, "ACTIVE"),
+        ):
+            spec = ServerSpec(**{**server.__dict__, "run_state": run_state, "power_on": power_on})
+            self.drive(driver, spec, wanted)
+        assert driver.observe("server", server.isthmus_id).site_id == site_id  # type: ignore[union-attr]
+        assert self.count(driver, "server", server.isthmus_id) == 1
+        driver.delete("server", server.isthmus_id)
+
+    def test_server_rebuilds_in_place_and_gets_interfaces(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        server = ServerSpec(isthmus_id=_id(), name="vm", port_ids=(topo.port.isthmus_id,))
+        driver.ensure(server)
+        wait_status(driver, "server", server.isthmus_id, "ACTIVE")
+        site_id = driver.observe("server", server.isthmus_id).site_id  # type: ignore[union-attr]
+        rebuilt = ServerSpec(**{**server.__dict__, "rebuild_count": 1})
+        self.drive(driver, rebuilt, "ACTIVE")
+        assert driver.observe("server", server.isthmus_id).site_id == site_id  # type: ignore[union-attr]
+        second = PortSpec(
+            isthmus_id=_id(),
+            name="contract-port-2",
+            network_id=topo.network.isthmus_id,
+            mac_address="fa:16:3e:00:00:03",
+            fixed_ips=(FixedIp(topo.subnet.isthmus_id, "10.77.0.11"),),
+            security_group_ids=(topo.group.isthmus_id,),
+        )
+        driver.ensure(second)
+        both = ServerSpec(
+            **{**rebuilt.__dict__, "port_ids": (topo.port.isthmus_id, second.isthmus_id)}
+        )
+        self.drive(driver, both, "ACTIVE")
+        log = driver.console_output(server.isthmus_id, None)
+        assert isinstance(log, str)
+        assert driver.console_output(server.isthmus_id, 0) == ""
+        driver.delete("server", server.isthmus_id)
+        with pytest.raises(PermanentError):
+            driver.console_output(server.isthmus_id, None)
+
     def test_server_larger_than_the_site_is_permanent(self, driver: SiteDriver) -> None:
         huge = ServerSpec(isthmus_id=_id(), name="huge", vcpus=10**6)
         with pytest.raises(PermanentError, match="No valid host"):

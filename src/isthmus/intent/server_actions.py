@@ -37,10 +37,42 @@ VM_STATES = {
     "ACTIVE": "active",
     "REBOOT": "active",
     "HARD_REBOOT": "active",
+    "REBUILD": "active",
+    "RESIZE": "active",
+    "VERIFY_RESIZE": "resized",
+    "REVERT_RESIZE": "resized",
     "SHUTOFF": "stopped",
+    "PAUSED": "paused",
+    "SUSPENDED": "suspended",
+    "SHELVED": "shelved",
+    "SHELVED_OFFLOADED": "shelved_offloaded",
     "ERROR": "error",
 }
-POWER_STATES = {"ACTIVE": 1, "REBOOT": 1, "HARD_REBOOT": 1, "SHUTOFF": 4}
+# Nova's power_state: 1 running, 3 paused, 4 shutdown (libvirt reports a suspended,
+# i.e. managed-saved, guest as shut down too)
+POWER_STATES = {
+    "ACTIVE": 1,
+    "REBOOT": 1,
+    "HARD_REBOOT": 1,
+    "REBUILD": 1,
+    "RESIZE": 1,
+    "VERIFY_RESIZE": 1,
+    "REVERT_RESIZE": 1,
+    "SHUTOFF": 4,
+    "PAUSED": 3,
+    "SUSPENDED": 4,
+    "SHELVED": 4,
+    "SHELVED_OFFLOADED": 4,
+}
+# a run state the intent asks for (spec `run_state`) and the status a site shows once
+# it has applied it; (status shown, wanted run state) -> Nova's task in flight
+RUN_STATES = {"active": "ACTIVE", "paused": "PAUSED", "suspended": "SUSPENDED"}
+RUN_TASKS = {
+    ("ACTIVE", "paused"): "pausing",
+    ("ACTIVE", "suspended"): "suspending",
+    ("PAUSED", "active"): "unpausing",
+    ("SUSPENDED", "active"): "resuming",
+}
 
 
 @dataclass(frozen=True)
@@ -51,33 +83,66 @@ class ServerState:
     power_state: int
 
 
+def _pending(spec: dict[str, Any], key: str, applied: int) -> bool:
+    """A change asked for at generation spec[key] that the site has not applied."""
+    return int(spec.get(key, 0) or 0) > applied
+
+
 def server_state(server: Resource, binding: Binding | None) -> ServerState:
-    """Nova's four state fields of `server`, given its binding in its site."""
+    """Nova's four state fields of `server`, given its binding in its site (for a
+    shelved server being offloaded: its binding in the site it leaves)."""
     status = server.status or "BUILD"
     spec = server.spec
     hard = spec.get("reboot_type") == "HARD"
     task: str | None = None
     applied = binding.applied_generation if binding is not None else 0
-    if status == "BUILD":
+    resize = spec.get("resize") or {}
+    if spec.get("shelved"):
+        if binding is not None:
+            status, task = "SHELVED", "shelving_offloading"
+        else:
+            status = "SHELVED_OFFLOADED"
+    elif status == "SHELVED_OFFLOADED":  # unshelved, not yet in its (new) site
+        task = "spawning" if binding is not None else "unshelving"
+    elif status == "BUILD":
         task = "scheduling" if binding is None else "spawning"
     elif status == "REBOOT":
         status, task = ("HARD_REBOOT", "rebooting_hard") if hard else ("REBOOT", "rebooting")
-    elif status in ("ACTIVE", "SHUTOFF"):
-        if int(spec.get("reboot_generation", 0)) > applied:
+    elif status == "REBUILD" or _pending(spec, "rebuild_generation", applied):
+        status, task = "REBUILD", "rebuild_spawning"
+    elif resize and (status == "RESIZE" or _pending(resize, "generation", applied)):
+        if resize.get("reverting"):
+            status, task = "REVERT_RESIZE", "resize_reverting"
+        else:
+            status, task = "RESIZE", "resize_migrating"
+    elif resize.get("state") == "verify" and status in ("ACTIVE", "SHUTOFF"):
+        status = "VERIFY_RESIZE"
+    elif status in ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"):
+        wanted_run = str(spec.get("run_state") or "active")
+        if _pending(spec, "reboot_generation", applied):
             status, task = ("HARD_REBOOT", "rebooting_hard") if hard else ("REBOOT", "rebooting")
         elif status == "ACTIVE" and not spec.get("power_on", True):
             task = "powering-off"
         elif status == "SHUTOFF" and spec.get("power_on", True):
             task = "powering-on"
+        else:
+            task = RUN_TASKS.get((status, wanted_run))
     if server.deleting:
         task = "deleting"
     vm_state = VM_STATES.get(status, status.lower())
     return ServerState(status, vm_state, task, POWER_STATES.get(status, 0))
 
 
+def state_site(server: Resource) -> str | None:
+    """The site whose binding tells a server's state: its site, or while it is
+    shelved the site it was offloaded from."""
+    return server.site or server.spec.get("shelved_site")
+
+
 def state_of(session: Session, server: Resource) -> ServerState:
     """Nova's state of one server (its binding read from the store)."""
-    binding = session.get(Binding, (server.id, server.site)) if server.site else None
+    site = state_site(server)
+    binding = session.get(Binding, (server.id, site)) if site else None
     return server_state(server, binding)
 
 

@@ -68,7 +68,11 @@ DRIFT_KINDS: tuple[str, ...] = (SERVER, VOLUME)
 ACTIVE = "ACTIVE"
 BUILD = "BUILD"
 REBOOT = "REBOOT"
+REBUILD = "REBUILD"
+RESIZE = "RESIZE"
 SHUTOFF = "SHUTOFF"
+PAUSED = "PAUSED"
+SUSPENDED = "SUSPENDED"
 DOWN = "DOWN"
 ERROR = "ERROR"  # Nova and Neutron
 LOWER_ERROR = "error"  # Cinder, Glance, and the kinds below that have no status of their own
@@ -102,9 +106,9 @@ STATES: Mapping[str, States] = {
     SERVER: States(
         initial=BUILD,
         error=ERROR,
-        transient=frozenset({BUILD, REBOOT}),
-        waiting=frozenset({BUILD, REBOOT}),
-        settled=frozenset({ACTIVE, SHUTOFF}),
+        transient=frozenset({BUILD, REBOOT, REBUILD, RESIZE}),
+        waiting=frozenset({BUILD, REBOOT, REBUILD, RESIZE}),
+        settled=frozenset({ACTIVE, SHUTOFF, PAUSED, SUSPENDED}),
         follows_site=True,
     ),
     PORT: States(

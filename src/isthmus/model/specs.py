@@ -266,6 +266,10 @@ class ServerSpec(Spec):
     metadata: tuple[tuple[str, str], ...] = ()
     power_on: bool = True
     reboot_count: int = 0  # each increment asks for one more reboot
+    # while powered on: active, paused or suspended (the site shows ACTIVE, PAUSED,
+    # SUSPENDED once it applied it)
+    run_state: str = "active"
+    rebuild_count: int = 0  # each increment asks for one more rebuild (from image_id)
 
     @classmethod
     def from_intent(cls, server: Intent, port_ids: Iterable[str] = ()) -> ServerSpec:
@@ -287,6 +291,8 @@ class ServerSpec(Spec):
             metadata=tuple(sorted((s.get("metadata") or {}).items())),
             power_on=bool(s.get("power_on", True)),
             reboot_count=int(s.get("reboot_count", 0)),
+            run_state=str(s.get("run_state") or "active"),
+            rebuild_count=int(s.get("rebuild_count", 0)),
         )
 
     @staticmethod

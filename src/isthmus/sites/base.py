@@ -23,6 +23,16 @@ Contract of every driver (checked by tests/contract/ against each driver):
   outside Isthmus. It never changes anything, and Isthmus never touches them.
 - `check()` reports health and capacity; it raises SiteUnavailable when the site
   cannot be reached.
+- `console_output(isthmus_id, length)` returns a server's console log (its last
+  `length` lines; None: all of it), read from the site when asked (the one site
+  call an API request waits for, as Nova's os-getConsoleOutput does); PermanentError
+  when the site holds no such server. It never changes anything.
+- A server's spec says which state the site must hold it in (`power_on`,
+  `run_state` active/paused/suspended), its size (a new size: resize it in place),
+  `rebuild_count` (higher than applied: make it again from `image_id`, same ports)
+  and `port_ids` (interfaces attached and detached to match). Until the site has
+  done it, `observe` reports a transient status (BUILD, REBOOT, REBUILD, RESIZE);
+  then ACTIVE, SHUTOFF, PAUSED or SUSPENDED.
 - `retire()` is called once when the site is removed from Isthmus (not on an
   ordinary close or shutdown): it releases what Isthmus itself runs for the site
   (the embedded data plane's FRR and namespaces); nothing in the site's cloud is
@@ -108,6 +118,10 @@ class SiteDriver(Protocol):
     def foreign(self) -> list[ForeignObject]:
         """Every object of a kind Isthmus manages that carries no Isthmus id; no side
         effects; raises SiteUnavailable when the site cannot be reached."""
+        ...
+
+    def console_output(self, isthmus_id: str, length: int | None = None) -> str:
+        """The server's console log (last `length` lines); no side effects."""
         ...
 
     def retire(self) -> None:

@@ -3,19 +3,25 @@
 from fastapi import APIRouter
 
 from isthmus.api.compute import (
+    actions,
     extras,
     hypervisors,
+    interfaces,
     keypairs,
     limits,
     server_groups,
     servers,
     services,
+    tags,
     usage,
     volumes,
 )
 
 router = APIRouter()
 router.include_router(servers.router)
+router.include_router(actions.router)
+router.include_router(interfaces.router)
+router.include_router(tags.router)
 router.include_router(extras.router)
 router.include_router(keypairs.router)
 router.include_router(limits.router)

@@ -2,7 +2,8 @@
 create, update, delete, start/stop/reboot, metadata, ips, interfaces).
 
 The writes are the intent layer's: create and delete intent/servers.py, update,
-start/stop/reboot and metadata (with the state checks) intent/server_actions.py.
+start/stop/reboot and metadata (with the state checks) intent/server_actions.py;
+the actions (POST /servers/{id}/action) are parsed in actions.py.
 The other compute modules: create (server create: parsing and checks), listing
 (server list), views (the server body and Nova's states), extras (flavors,
 availability zones), keypairs, limits (limits, quota sets), volumes (volume
@@ -50,7 +51,7 @@ from isthmus.api.compute.validation import validate_access_ip, validate_metadata
 from isthmus.api.compute.views import ServerViews, interface
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, NotFound
-from isthmus.intent import server_actions
+from isthmus.intent import server_actions, server_lifecycle
 from isthmus.intent import servers as intent_servers
 from isthmus.store import repo
 from isthmus.store.tables import Resource
@@ -109,14 +110,18 @@ def _service(request: Request) -> Any:
 def get_server(
     session: Session, ctx: RequestContext, server_id: str, include_deleting: bool = True
 ) -> Resource:
-    """The server if the caller may see it (a deleting one too); 404 otherwise."""
-    return repo.get(
-        session,
-        "server",
-        server_id,
-        project_id=ctx.visible_project(),
-        include_deleting=include_deleting,
-    )
+    """The server if the caller may see it (a deleting one too); Nova's 404
+    "Instance X could not be found." otherwise."""
+    try:
+        return repo.get(
+            session,
+            "server",
+            server_id,
+            project_id=ctx.visible_project(),
+            include_deleting=include_deleting,
+        )
+    except NotFound:
+        raise NotFound(f"Instance {server_id} could not be found.") from None
 
 
 def _show(request: Request, ctx: RequestContext, session: Session, server: Resource) -> Any:
@@ -230,52 +235,12 @@ def delete_server(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
+        server_lifecycle.check_lock(server, ctx)
         if not server.deleting:
+            server_lifecycle.release_resize(session, server)
             intent_servers.delete_server(session, server)
     service.wake()
     return Response(status_code=204)
-
-
-# -- actions -----------------------------------------------------------------------------------
-
-
-def _reboot_type(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else None
-    if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
-        raise BadRequest(
-            f"Invalid input for field/attribute reboot. Value: {value}. 'type' must be"
-            " 'SOFT' or 'HARD'."
-        )
-    return kind.upper()
-
-
-@router.post("/v2.1/servers/{server_id}/action", status_code=202)
-def server_action(
-    request: Request,
-    server_id: str,
-    body: dict[str, Any],
-    ctx: RequestContext = Depends(get_context),
-) -> Response:
-    ctx.require_member("os_compute_api:servers:action")
-    if len(body) != 1:
-        raise BadRequest("A server action body has exactly one key: the action.")
-    action, value = next(iter(body.items()))
-    if action not in ("os-start", "os-stop", "reboot"):
-        raise BadRequest(
-            f"Isthmus does not support the server action {action!r};"
-            " supported: os-start, os-stop, reboot."
-        )
-    service = _service(request)
-    with service.db.session() as session:
-        server = get_server(session, ctx, server_id)
-        if action == "os-start":
-            server_actions.start_server(session, server)
-        elif action == "os-stop":
-            server_actions.stop_server(session, server)
-        else:
-            server_actions.reboot_server(session, server, _reboot_type(value))
-    service.wake()
-    return Response(status_code=202)
 
 
 # -- metadata ------------------------------------------------------------------------------------
@@ -292,6 +257,7 @@ def _change_metadata(
     service = _service(request)
     with service.db.session() as session:
         server = get_server(session, ctx, server_id)
+        server_lifecycle.check_lock(server, ctx)
         metadata = server_actions.change_metadata(
             session, server, action, lambda current: validate_metadata(compute(current))
         )

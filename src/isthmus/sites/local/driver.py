@@ -48,6 +48,17 @@ from isthmus.sites.local.plumbing import SitePlumbing, data_plane_status, fabric
 from isthmus.sites.local.state import SiteObject, SiteState
 
 DEFAULT_CAPACITY = {"vcpus": 64, "ram_mb": 131072, "disk_gb": 2000}
+BUSY = ("BUILD", "REBOOT", "REBUILD", "RESIZE")  # a server's status until its ready_at
+RUN_STATUSES = {"active": "ACTIVE", "paused": "PAUSED", "suspended": "SUSPENDED"}
+CONSOLE_LINES = 1000  # a server's console log keeps its last lines
+
+
+def settled_status(spec: dict[str, Any]) -> str:
+    """What a server shows once done: SHUTOFF when powered off, else the status of
+    its run state (ACTIVE, PAUSED, SUSPENDED)."""
+    if not spec.get("power_on", True):
+        return "SHUTOFF"
+    return RUN_STATUSES.get(str(spec.get("run_state") or "active"), "ACTIVE")
 
 
 class LocalDriver:
@@ -146,6 +157,8 @@ class LocalDriver:
                 raise PermanentError(f"volume {isthmus_id} is attached; detach it first")
             if kind == "image":
                 (self.directory / "images" / obj.site_id).unlink(missing_ok=True)
+            if kind == "server":
+                self._console_path(obj.site_id).unlink(missing_ok=True)
             if self.plumbing is not None:
                 with self._plumbing_lock:  # a rebuild in check() must not re-plumb it
                     self._unplug(obj)
@@ -191,19 +204,52 @@ class LocalDriver:
                     (images / obj.site_id).unlink(missing_ok=True)
             self.state.destroy()
             self._down_flag.unlink(missing_ok=True)
-            for path in (images, self.directory):
+            console = self.directory / "console"
+            if console.is_dir():
+                for log in console.glob("*.log"):
+                    log.unlink(missing_ok=True)
+            for path in (images, console, self.directory):
                 with contextlib.suppress(OSError):  # not empty: what is left is not ours
                     path.rmdir()
 
     def close(self) -> None:
         self.state.close()
 
+    def console_output(self, isthmus_id: str, length: int | None = None) -> str:
+        """The server's console log: the lines this site wrote as it booted,
+        rebooted, rebuilt, resized, paused, suspended or powered the server off and
+        on (an embedded server has no guest of its own; with the data plane its
+        namespace keeps running while paused or suspended: only the recorded state
+        changes). The last `length` lines (None: all). PermanentError when the site
+        holds no such server."""
+        self._reachable()
+        obj = self.state.find("server", isthmus_id)
+        if obj is None:
+            raise PermanentError(f"server {isthmus_id} is not in site {self.name}")
+        path = self._console_path(obj.site_id)
+        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+        if length is not None:
+            lines = lines[-length:] if length > 0 else []
+        return "".join(lines)
+
+    def _console_path(self, site_id: str) -> Path:
+        return self.directory / "console" / f"{site_id}.log"
+
+    def _console(self, site_id: str, message: str) -> None:
+        """Append one line to a server's console log (kept to its last lines)."""
+        path = self._console_path(site_id)
+        path.parent.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+        lines.append(f"[{stamp}] isthmus-site {self.name}: {message}\n")
+        path.write_text("".join(lines[-CONSOLE_LINES:]))
+
     # -- helpers -------------------------------------------------------------------
 
     def _observed(self, obj: SiteObject) -> Observed:
         status = obj.status
-        if obj.kind == "server" and status in ("BUILD", "REBOOT") and time.time() >= obj.ready_at:
-            status = "ACTIVE" if obj.spec.get("power_on", True) else "SHUTOFF"
+        if obj.kind == "server" and status in BUSY and time.time() >= obj.ready_at:
+            status = settled_status(obj.spec)
         details = {"created_at": obj.created_at}
         if obj.kind == "volume" and obj.spec.get("attached_server_id"):
             details["attached_server_id"] = obj.spec["attached_server_id"]
@@ -339,15 +385,42 @@ class LocalDriver:
         obj = self.state.create(
             "server", spec.isthmus_id, spec.name, asdict(spec), "BUILD", ready_at, site_id
         )
+        self._console(
+            obj.site_id,
+            f"booting {spec.name} ({spec.isthmus_id}) from image {spec.image_id}:"
+            f" {spec.vcpus} vCPU, {spec.ram_mb} MiB, {spec.disk_gb} GiB,"
+            f" {len(spec.port_ids)} NIC(s)",
+        )
         return self._observed(obj)
 
     def _update_server(self, obj: SiteObject, spec: ServerSpec) -> SiteObject:
+        """A higher rebuild_count makes the server again from its image (REBUILD for
+        boot_seconds), a new size resizes it (RESIZE), a higher reboot_count reboots
+        it; power and run state (paused, suspended) change at once. The server's
+        console log records each (`console_output`)."""
         body = asdict(spec)
+        old = obj.spec
         fields: dict[str, Any] = {}
-        if body["reboot_count"] > obj.spec.get("reboot_count", 0) and spec.power_on:
-            fields.update(status="REBOOT", ready_at=time.time() + self.boot_seconds)
-        elif body["power_on"] != obj.spec.get("power_on", True):
+        later = time.time() + self.boot_seconds
+        resized = any(body[k] != old.get(k) for k in ("vcpus", "ram_mb", "disk_gb"))
+        if body["rebuild_count"] > old.get("rebuild_count", 0):
+            if spec.image_id:
+                self._require("image", spec.image_id, f"server {spec.isthmus_id}")
+            fields.update(status="REBUILD", ready_at=later)
+            self._console(obj.site_id, f"rebuilding from image {spec.image_id}")
+        elif resized:
+            fields.update(status="RESIZE", ready_at=later)
+            self._console(
+                obj.site_id, f"resized to {spec.vcpus} vCPU, {spec.ram_mb} MiB, {spec.disk_gb} GiB"
+            )
+        elif body["reboot_count"] > old.get("reboot_count", 0) and spec.power_on:
+            fields.update(status="REBOOT", ready_at=later)
+            self._console(obj.site_id, "reboot")
+        elif body["power_on"] != old.get("power_on", True) or body["run_state"] != old.get(
+            "run_state", "active"
+        ):
             fields.update(status="BUILD", ready_at=time.time())
+            self._console(obj.site_id, f"now {settled_status(body).lower()}")
         if body != obj.spec:
             fields["spec"] = body
         if fields:

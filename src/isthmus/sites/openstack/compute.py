@@ -10,10 +10,18 @@
 - metadata: the spec's, plus `isthmus_id`, `isthmus_name` and `isthmus_reboots`
   (how many reboots the site has been asked for, so a reboot is asked once).
 - power: power_on false stops an ACTIVE server, true starts a SHUTOFF one; a
-  higher reboot_count reboots it (soft). Until the site has done it, the status
-  reported is transient (BUILD, or REBOOT for a reboot) so the engine keeps
-  polling; Nova's own statuses pass through otherwise (ACTIVE, BUILD, SHUTOFF,
-  ERROR with its fault message; HARD_REBOOT reads as REBOOT).
+  higher reboot_count reboots it (soft). `run_state` pauses/unpauses and
+  suspends/resumes it (a paused or suspended server is brought back to ACTIVE
+  before it is stopped, as Nova stops only an active one). A higher
+  `rebuild_count` (recorded as `isthmus_rebuilds`) rebuilds it from the spec's
+  image; a flavor other than the spec's resizes it, and the driver confirms the
+  site's VERIFY_RESIZE itself (Isthmus keeps its own VERIFY_RESIZE). Interfaces
+  are attached and detached to match `port_ids`. Until the site has done it, the
+  status reported is transient (BUILD, REBOOT, REBUILD or RESIZE) so the engine
+  keeps polling; Nova's own statuses pass through otherwise (ACTIVE, BUILD,
+  SHUTOFF, PAUSED, SUSPENDED, ERROR with its fault message; HARD_REBOOT reads as
+  REBOOT).
+- console output: Nova's os-getConsoleOutput of the site server.
 """
 
 from __future__ import annotations
@@ -40,7 +48,10 @@ if TYPE_CHECKING:
     from openstack.connection import Connection
 
 REBOOTS_KEY = "isthmus_reboots"
+REBUILDS_KEY = "isthmus_rebuilds"
 GOING = {"DELETED", "SOFT_DELETED"}
+SETTLED = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
+RUN_STATUSES = {"active": "ACTIVE", "paused": "PAUSED", "suspended": "SUSPENDED"}
 
 
 def nova_status(obj: Any) -> str:
@@ -51,9 +62,22 @@ def nova_status(obj: Any) -> str:
         return status
     if status in ("REBOOT", "HARD_REBOOT") or (task and str(task).startswith("reboot")):
         return "REBOOT"
+    if status == "REBUILD" or (task and str(task).startswith("rebuild")):
+        return "REBUILD"
+    if status in ("RESIZE", "VERIFY_RESIZE", "REVERT_RESIZE") or (
+        task and str(task).startswith("resize")
+    ):
+        return "RESIZE"
     if task and task != "deleting":
         return "BUILD"
     return status
+
+
+def _count(metadata: dict[str, Any], key: str) -> int:
+    try:
+        return int(metadata.get(key, 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def keypair_name(key_name: str, public_key: str) -> str:
@@ -92,12 +116,13 @@ class Servers(Kind[ServerSpec]):
             return self._create(spec)
         return self._update(obj, spec)
 
-    def _metadata(self, spec: ServerSpec, reboots: int) -> dict[str, str]:
+    def _metadata(self, spec: ServerSpec, reboots: int, rebuilds: int) -> dict[str, str]:
         return {
             **dict(spec.metadata),
             MARKER: spec.isthmus_id,
             NAME_KEY: spec.name[:255],
             REBOOTS_KEY: str(reboots),
+            REBUILDS_KEY: str(rebuilds),
         }
 
     def _create(self, spec: ServerSpec) -> Observed:
@@ -114,7 +139,7 @@ class Servers(Kind[ServerSpec]):
             "flavor_id": self._flavor(spec),
             "image_id": image_id,
             "networks": nics or "none",
-            "metadata": self._metadata(spec, spec.reboot_count),
+            "metadata": self._metadata(spec, spec.reboot_count, spec.rebuild_count),
         }
         if spec.key_name and spec.public_key:
             body["key_name"] = self._keypair(spec.key_name, spec.public_key)
@@ -128,46 +153,122 @@ class Servers(Kind[ServerSpec]):
         return self.observed(obj, spec.isthmus_id)
 
     def _update(self, obj: Any, spec: ServerSpec) -> Observed:
+        site_status = str(field(obj, "status", "")).upper()
+        if site_status == "VERIFY_RESIZE":  # Isthmus keeps the verify step itself
+            with self.errors("confirm resize"):
+                self.conn.compute.confirm_server_resize(obj)
+            return self._transient(obj, spec, "RESIZE")
         status = self.status(obj)
-        if status != str(field(obj, "status", "")).upper() or status not in ("ACTIVE", "SHUTOFF"):
+        if status != site_status or status not in SETTLED:
             return self.observed(obj, spec.isthmus_id)  # busy, building or ERROR: look later
         conn = self.conn
         metadata = dict(field(obj, "metadata", {}) or {})
-        try:
-            applied = int(metadata.get(REBOOTS_KEY, 0))
-        except ValueError:
-            applied = 0
-        reboot = spec.power_on and spec.reboot_count > applied
-        wanted = self._metadata(spec, max(applied, spec.reboot_count))
+        reboots = _count(metadata, REBOOTS_KEY)
+        rebuilds = _count(metadata, REBUILDS_KEY)
+        reboot = spec.power_on and spec.reboot_count > reboots
+        rebuild = spec.rebuild_count > rebuilds
+        wanted = self._metadata(
+            spec, max(reboots, spec.reboot_count), max(rebuilds, spec.rebuild_count)
+        )
         if metadata != wanted:
-            # recorded before the reboot is asked for: a crash in between loses a
-            # reboot rather than doing one twice
+            # recorded before the reboot or rebuild is asked for: a crash in between
+            # loses one rather than doing it twice
             with self.errors("set metadata"):
                 response = conn.compute.put(
                     f"/servers/{obj.id}/metadata", json={"metadata": wanted}
                 )
                 sdk.raise_from_response(response)
-        transient: str | None = None
-        with self.errors("change power state"):
-            if spec.power_on and status == "SHUTOFF":
-                conn.compute.start_server(obj)
-                transient = "BUILD"
-            elif not spec.power_on and status == "ACTIVE":
-                conn.compute.stop_server(obj)
-                transient = "BUILD"
-            elif reboot and status == "ACTIVE":
-                conn.compute.reboot_server(obj, "SOFT")
-                transient = "REBOOT"
-        observed = self.observed(obj, spec.isthmus_id)
+        if rebuild:
+            image = self._image(spec)
+            with self.errors("rebuild"):
+                conn.compute.rebuild_server(obj, image=image)
+            return self._transient(obj, spec, "REBUILD")
+        flavor = self._flavor(spec)
+        if not self._has_flavor(obj, flavor):
+            with self.errors("resize"):
+                conn.compute.resize_server(obj, flavor)
+            return self._transient(obj, spec, "RESIZE")
+        transient = self._power(obj, spec, status, reboot)
+        if transient is None and status in ("ACTIVE", "PAUSED", "SHUTOFF"):
+            self._interfaces(obj, spec)
         if transient is None:
-            return observed
+            return self.observed(obj, spec.isthmus_id)
+        return self._transient(obj, spec, transient)
+
+    def _power(self, obj: Any, spec: ServerSpec, status: str, reboot: bool) -> str | None:
+        """Ask the site for one step towards the spec's power and run state; the
+        transient status to report, or None when it is there already."""
+        compute = self.conn.compute
+        wanted = RUN_STATUSES.get(spec.run_state, "ACTIVE") if spec.power_on else "SHUTOFF"
+        with self.errors("change power state"):
+            if status == wanted:
+                if reboot and status == "ACTIVE":
+                    compute.reboot_server(obj, "SOFT")
+                    return "REBOOT"
+                return None
+            if status == "SHUTOFF":
+                compute.start_server(obj)
+            elif status == "PAUSED":
+                compute.unpause_server(obj)
+            elif status == "SUSPENDED":
+                compute.resume_server(obj)
+            elif wanted == "SHUTOFF":
+                compute.stop_server(obj)
+            elif wanted == "PAUSED":
+                compute.pause_server(obj)
+            elif wanted == "SUSPENDED":
+                compute.suspend_server(obj)
+        return "BUILD"
+
+    def _interfaces(self, obj: Any, spec: ServerSpec) -> None:
+        """Attach the spec's ports the site server lacks, detach the others."""
+        compute = self.conn.compute
+        ports = self.site.kinds["port"]
+        for_what = f"server {spec.isthmus_id}"
+        wanted = {ports.require(p, for_what).id for p in spec.port_ids}
+        with self.errors("list interfaces"):
+            present = {str(i.port_id) for i in compute.server_interfaces(obj)}
+        with self.errors("attach interface"):
+            for port_id in sorted(wanted - present):
+                compute.create_server_interface(obj, port_id=port_id)
+        with self.errors("detach interface"):
+            for port_id in sorted(present - wanted):
+                compute.delete_server_interface(port_id, server=obj, ignore_missing=True)
+
+    def _transient(self, obj: Any, spec: ServerSpec, status: str) -> Observed:
+        observed = self.observed(obj, spec.isthmus_id)
         return Observed(
             kind=observed.kind,
             isthmus_id=observed.isthmus_id,
             site_id=observed.site_id,
-            status=transient,
+            status=status,
             details=observed.details,
         )
+
+    def _image(self, spec: ServerSpec) -> str:
+        if spec.image_id:
+            return str(
+                self.site.kinds["image"].require(spec.image_id, f"server {spec.isthmus_id}").id
+            )
+        return self._default_image(spec)
+
+    def _has_flavor(self, obj: Any, flavor_id: str) -> bool:
+        """Whether the site server has the site flavor `flavor_id` (Nova 2.47+ shows
+        the flavor's name, not its id)."""
+        current = field(obj, "flavor") or {}
+        ids = {str(field(current, "id") or ""), str(field(current, "original_name") or "")}
+        ids.add(str(field(current, "name") or ""))
+        flavors = self.site.cached("flavors", self._load_flavors)
+        names = {str(f["name"]) for f in flavors if str(f["id"]) == flavor_id}
+        return flavor_id in ids or bool(names & ids)
+
+    def console_output(self, isthmus_id: str, length: int | None) -> str:
+        obj = self.find(isthmus_id)
+        if obj is None:
+            raise PermanentError(f"server {isthmus_id} is not in site {self.site.name}")
+        with self.errors("get console output"):
+            answer = self.conn.compute.get_server_console_output(obj, length=length)
+        return str((answer or {}).get("output") or "")
 
     # -- what a server needs -----------------------------------------------------------------
 

@@ -180,6 +180,12 @@ class OpenStackDriver:
     def foreign(self) -> list[ForeignObject]:
         return [obj for kind in self.kinds.values() for obj in kind.foreign()]
 
+    def console_output(self, isthmus_id: str, length: int | None = None) -> str:
+        """See sites/base.py: Nova's console output of the site server."""
+        servers = self.kinds["server"]
+        assert isinstance(servers, Servers)
+        return servers.console_output(isthmus_id, length)
+
     def retire(self) -> None:
         """Nothing to release: Isthmus runs no process or kernel object for an
         OpenStack site, and what it made in the cloud (including BGPVPNs) stays
