@@ -7,7 +7,8 @@ A reconciler only reads the store (in `plan`) and names follow-up work (in
 site, with which driver spec, and which other resources must be present there
 first (`needs`; the worker enqueues those and waits). A resource is present in a
 site when it is not being deleted and something there needs it:
-- server, volume, snapshot, port: their `site` column names it;
+- server, volume, snapshot, port: their `site` column names it (a server booted
+  from a volume needs that volume there first, and that volume leaves after it);
 - network: a live port of it is placed in the site; subnet: its network is there;
 - security group: a live port in the site uses it; image: a live server there boots
   from it, a volume there is being made from it, or it was imported into the site
@@ -265,13 +266,31 @@ def _plan_server(session: Session, server: Resource, site: str) -> Plan:
     needs = [(p, "port") for p in spec.port_ids]
     if spec.image_id:
         needs.append((spec.image_id, "image"))
+    if spec.root_volume_id:
+        needs.append((spec.root_volume_id, "volume"))
     return Plan(True, spec, needs=needs)
+
+
+def _booting(session: Session, volume: Resource, site: str) -> str | None:
+    """The server a volume is the root disk of (intent/boot_volumes.py): while that
+    server boots from it, or was deleted (the volume kept) but is still in the site."""
+    root_of = volume.spec.get("root_of")
+    if not root_of:
+        return None
+    if volume.device_id == root_of:
+        return str(root_of)
+    if volume.device_id is None and is_bound(session, root_of, site):
+        return str(root_of)
+    return None
 
 
 def _plan_volume(session: Session, volume: Resource, site: str) -> Plan:
     if volume.deleting or volume.site != site:
+        root_of = volume.spec.get("root_of")  # the server booted from it leaves first
+        if root_of and is_bound(session, root_of, site):
+            return Plan(False, waits_for=[(root_of, "server")])
         return Plan(False)
-    spec = VolumeSpec.from_intent(volume)
+    spec = VolumeSpec.from_intent(volume, root_of=_booting(session, volume, site))
     attached = spec.attached_server_id
     needs = [(attached, "server")] if attached else []
     if volume.status == "creating":  # its source is needed while the site makes it
@@ -348,6 +367,8 @@ def after(
             enqueue(session, resource.parent_id, "network", site)
         for group in resource.spec.get("security_groups", []):
             enqueue(session, group, "security_group", site)
+    if kind == "server" and resource is not None and resource.spec.get("root_volume_id"):
+        enqueue(session, resource.spec["root_volume_id"], "volume", site)  # in-use, or not
     if kind in ("server", "volume") and resource is not None:
         image_id = resource.spec.get("image_id")
         if kind == "volume" and present and resource.status == "creating":

@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.errors import BadRequest, Conflict, OverQuota
-from isthmus.intent import Caller
+from isthmus.intent import Caller, boot_volumes
 from isthmus.intent.server_groups import PlacementHints, check_members_quota, spread
 from isthmus.model import ipam
 from isthmus.model.placement import NoValidHost
@@ -89,6 +89,8 @@ class BootRequest:
     extra_spec: dict[str, Any] = field(default_factory=dict)
     # the server group and same_host/different_host hints (intent/server_groups.py)
     placement_hints: PlacementHints = field(default_factory=PlacementHints)
+    # boot from volume: the checked boot_index 0 mapping (intent/boot_volumes.py)
+    root: boot_volumes.RootDisk | None = None
 
 
 # -- checks against the store ---------------------------------------------------------------
@@ -302,6 +304,8 @@ def boot(session: Session, caller: Caller, request: BootRequest) -> list[Resourc
                 **({"server_group": group.id} if group is not None else {}),
             },
         )
+        if request.root is not None and server.site:  # None: no valid host
+            boot_volumes.add_root(session, caller, server, request.root)
         servers.append(server)
     return servers
 
@@ -432,4 +436,6 @@ def _release_attachments(session: Session, server: Resource) -> None:
             Resource.deleting.is_(False),
         )
     ):
+        if boot_volumes.release_root(session, volume):
+            continue  # its mapping said delete_on_termination
         repo.change(session, volume, device_id=None, status="detaching", spec={"device": None})

@@ -259,6 +259,7 @@ class ServerSpec(Spec):
     disk_gb: int = 1
     flavor_name: str | None = None  # the Isthmus flavor's name (sites may map it by name)
     image_id: str | None = None  # Isthmus id; its site object must exist
+    root_volume_id: str | None = None  # Isthmus id of the volume it boots from (no image)
     port_ids: tuple[str, ...] = ()  # Isthmus ids, in NIC order
     key_name: str | None = None
     public_key: str | None = None
@@ -284,6 +285,7 @@ class ServerSpec(Spec):
             disk_gb=size.disk_gb,
             flavor_name=(s.get("flavor") or {}).get("name"),
             image_id=s.get("image_id"),
+            root_volume_id=s.get("root_volume_id"),
             port_ids=tuple(port_ids),
             key_name=s.get("key_name"),
             public_key=s.get("public_key"),
@@ -311,12 +313,20 @@ class VolumeSpec(Spec):
     image_id: str | None = None  # Isthmus id of an image to write into it (in the site)
     attached_server_id: str | None = None  # Isthmus id; None means detached
     device: str | None = None
+    # Isthmus id of the server that boots from it: the site attaches it when it makes
+    # that server (ServerSpec.root_volume_id) and lets it go when it deletes it;
+    # drivers never attach or detach it themselves; it is in-use while that server
+    # is in the site
+    root_of: str | None = None
 
     @classmethod
-    def from_intent(cls, volume: Intent) -> VolumeSpec:
-        """The server a volume is attached to is its `device_id`; a volume is made
-        from at most one of a snapshot, a source volume or an image."""
+    def from_intent(cls, volume: Intent, root_of: str | None = None) -> VolumeSpec:
+        """The server a volume is attached to is its `device_id`, unless it is the
+        server `root_of` (engine/reconcilers.py says whether the volume still boots
+        one); a volume is made from at most one of a snapshot, a source volume or
+        an image."""
         s = volume.spec
+        attached = None if root_of and volume.device_id in (None, root_of) else volume.device_id
         return cls(
             isthmus_id=volume.id,
             name=volume.name,
@@ -325,8 +335,9 @@ class VolumeSpec(Spec):
             snapshot_id=s.get("snapshot_id"),
             source_volid=s.get("source_volid"),
             image_id=s.get("image_id"),
-            attached_server_id=volume.device_id,
+            attached_server_id=attached,
             device=s.get("device"),
+            root_of=root_of,
         )
 
 

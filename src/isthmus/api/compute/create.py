@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.api.compute import hints
+from isthmus.api.compute import block_devices, hints
 from isthmus.api.compute.common import flavor_visible, parse_bool, ref_id
 from isthmus.api.compute.validation import (
     invalid_field,
@@ -31,6 +31,7 @@ from isthmus.api.compute.validation import (
 )
 from isthmus.api.context import RequestContext
 from isthmus.errors import BadRequest, Conflict
+from isthmus.intent import image_members
 from isthmus.intent import servers as intent_servers
 from isthmus.intent.keypairs import find_keypair
 from isthmus.intent.servers import BootRequest, Nic
@@ -45,15 +46,7 @@ GIB = 1024**3
 
 
 def image_visible(ctx: RequestContext, image: Resource) -> bool:
-    if ctx.is_admin or image.project_id in (None, ctx.project_id):
-        return True
-    visibility = image.spec.get("visibility", "private")
-    if visibility in ("public", "community"):
-        return True
-    members = image.spec.get("members") or []
-    return visibility == "shared" and any(
-        (m.get("member_id") if isinstance(m, dict) else m) == ctx.project_id for m in members
-    )
+    return image_members.usable_by(ctx, image)  # the one rule, shared with Cinder's imageRef
 
 
 def _fixed_ip(session: Session, network: Resource, value: Any) -> str:
@@ -143,15 +136,7 @@ def _image(session: Session, ctx: RequestContext, server: dict[str, Any]) -> Res
     if mappings is not None:
         if not isinstance(mappings, list) or not all(isinstance(m, dict) for m in mappings):
             raise invalid_field("block_device_mapping_v2", mappings, "must be a list of objects.")
-        for mapping in mappings:
-            if mapping.get("destination_type") == "volume" or mapping.get("source_type") in (
-                "volume",
-                "snapshot",
-            ):
-                raise BadRequest(
-                    "Booting from or with a volume is not supported by Isthmus; boot from an"
-                    " image and attach volumes once the server is ACTIVE."
-                )
+        for mapping in mappings:  # volumes: block_devices.root_mapping (read first)
             boot_index = mapping.get("boot_index")
             if str(boot_index) == "0" and mapping.get("source_type") == "image" and not image_ref:
                 image_ref = mapping.get("uuid")
@@ -221,7 +206,8 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
         raise BadRequest(
             f"Invalid flavorRef provided: flavor {ref_id(flavor_ref)} could not be found."
         )
-    image = _image(session, ctx, server)
+    root = block_devices.root_mapping(server)  # boot from volume: no image
+    image = None if root is not None else _image(session, ctx, server)
     if image is not None:
         _check_image_fits(image, flavor)
     request = BootRequest(
@@ -251,6 +237,8 @@ def parse_boot_request(session: Session, ctx: RequestContext, body: Any) -> Boot
     request.max_count = positive_count(server, "max_count", request.min_count)
     if request.min_count > request.max_count:
         raise BadRequest("min_count must be <= max_count")
+    if root is not None:  # its source pins the zone, checked before the networks' hints
+        block_devices.check_root(session, ctx, root, request)
     request.nics = _nics(session, ctx, server.get("networks"))
     if request.max_count > 1 and any(n.port is not None for n in request.nics):
         raise BadRequest(

@@ -155,6 +155,8 @@ class LocalDriver:
                 raise TemporaryError(f"network {isthmus_id} still has a router in {self.name}", 0.5)
             if kind == "volume" and obj.spec.get("attached_server_id"):
                 raise PermanentError(f"volume {isthmus_id} is attached; detach it first")
+            if kind == "volume" and self.state.find("server", obj.spec.get("root_of") or ""):
+                raise TemporaryError(f"volume {isthmus_id} boots a server still here", 0.5)
             if kind == "image":
                 (self.directory / "images" / obj.site_id).unlink(missing_ok=True)
             if kind == "server":
@@ -253,6 +255,8 @@ class LocalDriver:
         details = {"created_at": obj.created_at}
         if obj.kind == "volume" and obj.spec.get("attached_server_id"):
             details["attached_server_id"] = obj.spec["attached_server_id"]
+        if obj.kind == "volume" and obj.spec.get("root_of"):  # in-use while its server is here
+            status = "in-use" if self.state.find("server", obj.spec["root_of"]) else "attaching"
         return Observed(
             kind=obj.kind,
             isthmus_id=obj.tag,
@@ -365,6 +369,8 @@ class LocalDriver:
             self._require("port", port_id, f"server {spec.isthmus_id}")
         if spec.image_id:
             self._require("image", spec.image_id, f"server {spec.isthmus_id}")
+        if spec.root_volume_id:  # booted from a volume (recorded: no guest disk here)
+            self._require("volume", spec.root_volume_id, f"server {spec.isthmus_id}")
         usage = self._usage()
         for key, need in (
             ("vcpus", spec.vcpus),
@@ -445,6 +451,8 @@ class LocalDriver:
         if spec.attached_server_id:
             self._require("server", spec.attached_server_id, f"volume {spec.isthmus_id}")
         status = "in-use" if spec.attached_server_id else "available"
+        if spec.root_of:  # the server's to attach: in-use once it is here (poll until then)
+            status = "in-use" if self.state.find("server", spec.root_of) else "attaching"
         obj = self._upsert(spec, status)
         if obj.status != status:
             self.state.update(obj.site_id, status=status)

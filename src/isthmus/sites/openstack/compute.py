@@ -130,14 +130,27 @@ class Servers(Kind[ServerSpec]):
         for_what = f"server {spec.isthmus_id}"
         ports = self.site.kinds["port"]
         nics = [{"port": ports.require(p, for_what).id} for p in spec.port_ids]
-        if spec.image_id:
+        root: list[dict[str, Any]] = []
+        image_id: str | None = None
+        if spec.root_volume_id:  # boot from the site's copy of the root volume
+            volume = self.site.kinds["volume"].require(spec.root_volume_id, for_what)
+            root = [
+                {
+                    "uuid": volume.id,
+                    "source_type": "volume",
+                    "destination_type": "volume",
+                    "boot_index": 0,
+                    "delete_on_termination": False,  # Isthmus deletes it (or not) itself
+                }
+            ]
+        elif spec.image_id:
             image_id = self.site.kinds["image"].require(spec.image_id, for_what).id
         else:
             image_id = self._default_image(spec)
         body: dict[str, Any] = {
             "name": site_name(spec.isthmus_id),
             "flavor_id": self._flavor(spec),
-            "image_id": image_id,
+            **({"image_id": image_id} if image_id else {"block_device_mapping": root}),
             "networks": nics or "none",
             "metadata": self._metadata(spec, spec.reboot_count, spec.rebuild_count),
         }

@@ -21,6 +21,7 @@ polls.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -156,8 +157,15 @@ class Volumes(Kind[VolumeSpec]):
                 # method wanting its own version's Volume; the live proxy takes its own.
                 conn.block_storage.extend_volume(obj, spec.size_gb)  # type: ignore[arg-type]
             obj = self._settle(self._fetch(obj) or obj)
-        obj = self._attach(obj, spec)
-        return self.observed(obj, spec.isthmus_id)
+        if not spec.root_of:
+            obj = self._attach(obj, spec)
+            return self.observed(obj, spec.isthmus_id)
+        # a root volume is its server's to attach and let go: until the site's Nova
+        # attached it, it is still attaching (the engine looks again)
+        observed = self.observed(obj, spec.isthmus_id)
+        if observed.status == "available":
+            observed = dataclasses.replace(observed, status="attaching")
+        return observed
 
     def _source(self, spec: VolumeSpec) -> dict[str, Any]:
         """What the site's Cinder makes a new volume from: the site's own snapshot,
