@@ -325,3 +325,22 @@ def test_same_host_and_different_host_hints_name_sites(cloud: Cloud) -> None:
     no_valid_host(
         cloud, boot_ok(cloud, net, "lost", {"same_host": "00000000-0000-0000-0000-000000000000"})
     )
+
+
+def test_server_show_names_its_group_from_2_71_until_the_group_is_deleted(cloud: Cloud) -> None:
+    net = demo_network(cloud)
+    group = create_group(cloud, "soft-anti-affinity")
+    server = boot_ok(cloud, net, "member", {"group": group["id"]})
+    plain = boot_ok(cloud, net, "plain", {})
+
+    def groups(server_id: str, version: str = "2.71") -> Any:
+        response = cloud.client.get(f"{V}/servers/{server_id}", headers=at(cloud.demo, version))
+        assert response.status_code == 200, response.text
+        return response.json()["server"].get("server_groups", "absent")
+
+    assert groups(server) == [group["id"]]
+    assert groups(plain) == []
+    assert groups(server, "2.70") == "absent"
+    assert cloud.client.delete(f"{GROUPS}/{group['id']}", headers=cloud.demo).status_code == 204
+    assert groups(server) == []
+    assert site_of(cloud, server)  # the member stays where it is
