@@ -454,6 +454,7 @@ def test_shelve_offloads_and_unshelve_places_again(cloud: Cloud) -> None:
     assert shelved["status"] == "SHELVED_OFFLOADED"
     assert shelved["OS-EXT-STS:vm_state"] == "shelved_offloaded"
     assert shelved["addresses"] == before["addresses"]
+    assert shelved["OS-EXT-AZ:availability_zone"] == site
     assert cloud.service.sites.get(site or "").observe("server", server_id) is None
     with cloud.service.db.read() as session:
         freed = dict(session.get(Site, site).allocated or {})  # type: ignore[union-attr]

@@ -52,7 +52,18 @@ from isthmus.intent.server_actions import ServerState, server_state
 from isthmus.store import repo
 from isthmus.store.tables import Binding, Resource, Site
 
-RUNNING_STATUSES = ("ACTIVE", "SHUTOFF", "REBOOT", "HARD_REBOOT")
+RUNNING_STATUSES = (
+    "ACTIVE",
+    "SHUTOFF",
+    "REBOOT",
+    "HARD_REBOOT",
+    "PAUSED",
+    "SUSPENDED",
+    "REBUILD",
+    "RESIZE",
+    "VERIFY_RESIZE",
+    "REVERT_RESIZE",
+)
 ROOT_DEVICE = "/dev/vda"
 
 
@@ -409,7 +420,8 @@ class ServerViews:
             {
                 "key_name": spec.get("key_name"),
                 "config_drive": "True" if spec.get("config_drive") else "",
-                "OS-EXT-AZ:availability_zone": server.site or "",
+                # a shelved (offloaded) server is in no site: the zone it was in
+                "OS-EXT-AZ:availability_zone": server.site or spec.get("shelved_site") or "",
                 "OS-EXT-STS:vm_state": state.vm_state,
                 "OS-EXT-STS:task_state": state.task_state,
                 "OS-EXT-STS:power_state": state.power_state,
