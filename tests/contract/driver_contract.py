@@ -240,6 +240,73 @@ class DriverContract:
         driver.delete("volume", volume.isthmus_id)
         assert driver.observe("volume", volume.isthmus_id) is None
 
+    def test_volumes_from_a_snapshot_a_volume_and_an_image(
+        self, driver: SiteDriver, tmp_path: Path
+    ) -> None:
+        source = VolumeSpec(isthmus_id=_id(), name="source", size_gb=1)
+        driver.ensure(source)
+        wait_status(driver, "volume", source.isthmus_id, "available")
+        snapshot = SnapshotSpec(isthmus_id=_id(), name="snap", volume_id=source.isthmus_id)
+        driver.ensure(snapshot)
+        wait_status(driver, "snapshot", snapshot.isthmus_id, "available")
+        data = b"contract volume image\n" * 64
+        path = tmp_path / "volume-image.raw"
+        path.write_bytes(data)
+        image = ImageSpec(
+            isthmus_id=_id(),
+            name="volimg",
+            size=len(data),
+            data_path=str(path),
+            checksum=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        )
+        assert driver.ensure(image).status == "active"
+        made = [
+            VolumeSpec(
+                isthmus_id=_id(), name="from-snap", size_gb=1, snapshot_id=snapshot.isthmus_id
+            ),
+            VolumeSpec(isthmus_id=_id(), name="clone", size_gb=2, source_volid=source.isthmus_id),
+            VolumeSpec(isthmus_id=_id(), name="from-image", size_gb=1, image_id=image.isthmus_id),
+        ]
+        for spec in made:
+            driver.ensure(spec)
+        for spec in made:
+            wait_status(driver, "volume", spec.isthmus_id, "available", timeout=180)
+        for spec in made:
+            driver.delete("volume", spec.isthmus_id)
+        driver.delete("snapshot", snapshot.isthmus_id)
+        driver.delete("volume", source.isthmus_id)
+        driver.delete("image", image.isthmus_id)
+        for spec in made:
+            assert driver.observe("volume", spec.isthmus_id) is None
+
+    def test_server_boots_from_its_root_volume(self, driver: SiteDriver) -> None:
+        topo = Topology(driver)
+        server_id = _id()
+        root = VolumeSpec(isthmus_id=_id(), name="root", size_gb=1, root_of=server_id)
+        driver.ensure(root)  # attaching: the site attaches it when it makes the server
+        wait_status(driver, "volume", root.isthmus_id, "attaching", timeout=120)
+        server = ServerSpec(
+            isthmus_id=server_id,
+            name="bfv",
+            port_ids=(topo.port.isthmus_id,),
+            root_volume_id=root.isthmus_id,
+        )
+        driver.ensure(server)
+        wait_status(driver, "server", server_id, "ACTIVE", timeout=180)
+        assert driver.ensure(root).status in ("attaching", "in-use")
+        wait_status(driver, "volume", root.isthmus_id, "in-use", timeout=120)
+        driver.delete("server", server_id)
+        wait_for(
+            lambda: driver.observe("server", server_id) is None,
+            timeout=120,
+            interval=0.5,
+            what=f"server {server_id} to leave the site",
+        )
+        kept = VolumeSpec(isthmus_id=root.isthmus_id, name="root", size_gb=1)
+        driver.ensure(kept)  # an ordinary volume once its server let it go
+        wait_status(driver, "volume", root.isthmus_id, "available", timeout=120)
+        driver.delete("volume", root.isthmus_id)
+
     def test_image_is_copied_and_checked(self, driver: SiteDriver, tmp_path: Path) -> None:
         data = b"contract image\n" * 100
         path = tmp_path / "image.raw"
