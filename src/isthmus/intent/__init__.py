@@ -10,7 +10,10 @@ benches write intent through the same functions.
 - `servers`: server create (the checked `BootRequest`, `boot`, `add_server`) and delete;
 - `server_actions`: Nova's state of a server and the actions it allows (update,
   start/stop/reboot, metadata, volume attach/detach);
-- `volumes`: volume and snapshot create, extend, delete, update and metadata;
+- `volumes`: volume and snapshot create (empty, from a snapshot, a volume or an
+  image), extend, delete, update and metadata; `volume_attach`: Cinder's attach
+  actions (reserve, attach, detach, ...); `boot_volumes`: a server's root volume
+  (boot from volume);
 - `ports`: Neutron port create, update and delete;
 - `floating_ips`: floating IP create and association;
 - `routers`: routers, their gateways and interfaces;
