@@ -105,3 +105,37 @@ def test_usage_counts_hours_and_flavor_sizes_per_project(cloud: Cloud) -> None:
             headers={**cloud.demo, "OpenStack-API-Version": "compute 2.40"},
         )
         assert response.status_code == 400, (query, response.text)
+
+
+def test_a_deleted_server_keeps_its_hours_after_its_row_is_gone(cloud: Cloud) -> None:
+    net = demo_network(cloud)
+    gone = boot_ok(cloud, net, "gone", availability_zone="site-b")
+    kept = boot_ok(cloud, net, "kept", availability_zone="site-a")
+    aged(cloud, gone, 6)
+    aged(cloud, kept, 6)
+    cloud.wait_idle()
+    assert cloud.client.delete(f"{V}/servers/{gone}", headers=cloud.demo).status_code == 204
+    cloud.wait_idle()
+    assert cloud.client.get(f"{V}/servers/{gone}", headers=cloud.demo).status_code == 404
+    with cloud.service.db.read() as session:
+        assert session.get(Resource, gone) is None  # purged: only its usage is left
+    demo = project_id(cloud.service, "demo")
+    now = repo.utcnow()
+    window = f"start={(now - timedelta(hours=4)).strftime(FMT)}&end={now.strftime(FMT)}"
+    usage = get(cloud, f"{USAGE}/{demo}?{window}", cloud.demo)["tenant_usage"]
+    by_id = {u["instance_id"]: u for u in usage["server_usages"]}
+    assert set(by_id) == {gone, kept}
+    assert by_id[gone]["state"] == "terminated" and by_id[gone]["ended_at"]
+    assert by_id[gone]["hours"] == pytest.approx(4, abs=0.05)  # deleted just now
+    assert by_id[gone]["uptime"] == pytest.approx(6 * 3600, abs=120)
+    assert by_id[kept]["ended_at"] is None
+    # a period after it ended does not count it; a repeated delete is 404, nothing kept twice
+    later = now + timedelta(minutes=5)
+    after = f"start={later.strftime(FMT)}&end={(later + timedelta(hours=1)).strftime(FMT)}"
+    ids = [
+        u["instance_id"]
+        for u in get(cloud, f"{USAGE}/{demo}?{after}", cloud.demo)["tenant_usage"]["server_usages"]
+    ]
+    assert ids == [kept]
+    listed = get(cloud, f"{USAGE}?{window}&detailed=1", cloud.admin)["tenant_usages"]
+    assert len(listed[0]["server_usages"]) == 2

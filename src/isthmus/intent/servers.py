@@ -46,7 +46,7 @@ from isthmus.intent.server_groups import PlacementHints, check_members_quota, sp
 from isthmus.model import ipam
 from isthmus.model.placement import NoValidHost
 from isthmus.model.specs import ServerSize
-from isthmus.store import placement, ports, quotas, repo
+from isthmus.store import placement, ports, quotas, repo, usage
 from isthmus.store.tables import Resource
 from isthmus.store.work import enqueue
 
@@ -405,8 +405,10 @@ def _attach_nic(
 def delete_server(session: Session, server: Resource) -> None:
     """Accept a server's delete: its own ports go with it, ports given at create
     stay (detached, out of the site), attached volumes are detached, and the
-    server is marked deleting (the engine removes it from its site)."""
+    server is marked deleting (the engine removes it from its site). What it ran
+    is kept for os-simple-tenant-usage (store/usage.py)."""
     _release_attachments(session, server)
+    usage.record_end(session, server)
     repo.mark_deleting(session, server)
 
 

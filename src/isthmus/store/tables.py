@@ -153,6 +153,22 @@ class Site(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
 
 
+class ServerUsage(Base):
+    """What a deleted server ran (Nova's terminated instances, for
+    os-simple-tenant-usage): written when its delete is accepted
+    (intent/servers.delete_server), kept after its resource row is purged."""
+
+    __tablename__ = "server_usage"
+
+    server_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    # the server's flavor copy (name, vcpus, ram, disk, ephemeral)
+    flavor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class IpAllocation(Base):
     """A fixed IP taken in a subnet (global IPAM: unique across every site)."""
 

@@ -2,15 +2,17 @@
 overview shows. An admin lists every project's usage (`detailed=1` adds each
 server's); a member shows its own project's (another project's is 403).
 
-Usage is counted from the servers Isthmus holds, in every site: a server is
+Usage is counted from the servers Isthmus holds, in every site, and from the
+deleted ones (their usage is kept when the delete is accepted: store/usage.py,
+since the server's own row is purged once its site let it go). A server is
 charged from its `created_at` (Isthmus's launch, whatever site it went to) to the
-end of the period, its flavor's vCPUs, RAM and root + ephemeral disk times its
-hours. A deleted server is not counted: Isthmus removes its row once its site has
-let it go, so the hours it ran are not kept (unlike Nova's soft-deleted rows);
-one still being deleted counts until then. Periods: `start` / `end` in Nova's
-formats (default: now), start after end is 400. 2.40: `limit` / `marker` (a
-server id) page over the servers, with `tenant_usages_links` /
-`tenant_usage_links` when the page is full.
+end of the period or its deletion, as Nova charges a running instance up to the
+end of the period (even a future one, as the CLI's default `end` is): its
+flavor's vCPUs, RAM and root + ephemeral disk times its hours; a deleted one shows
+state `terminated` and its `ended_at`. Periods: `start` / `end` in Nova's formats
+(default: now), start after end is 400. 2.40: `limit` / `marker` (a server id)
+page over the servers, with `tenant_usages_links` / `tenant_usage_links` when the
+page is full.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest
 from isthmus.intent.server_actions import server_state
 from isthmus.store import repo
-from isthmus.store.tables import Resource
+from isthmus.store import usage as kept_usage
+from isthmus.store.tables import Resource, ServerUsage
 
 router = compute_router()
 FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
@@ -71,54 +74,87 @@ def period(request: Request) -> tuple[datetime, datetime]:
     return start, stop
 
 
-def hours_for(started: datetime, start: datetime, stop: datetime) -> float:
-    """Hours a server started at `started` (and still there) ran within the period."""
-    if started > stop:
+Period = tuple[datetime, datetime, datetime]  # start, stop, now
+
+
+def hours_for(started: datetime, ended: datetime | None, start: datetime, stop: datetime) -> float:
+    """Hours a server that ran from `started` (to `ended`; None: still there) ran
+    within the period."""
+    if started > stop or (ended is not None and ended < start):
         return 0.0
-    return max(0.0, (stop - max(started, start)).total_seconds() / 3600.0)
+    until = stop if ended is None else min(stop, ended)
+    return max(0.0, (until - max(started, start)).total_seconds() / 3600.0)
 
 
-def server_usage(
-    server: Resource, start: datetime, stop: datetime, now: datetime
+def _usage(
+    ids: tuple[str, str, str | None],
+    flavor: dict[str, Any],
+    ran: tuple[datetime, datetime | None],
+    state: str,
+    period: Period,
 ) -> dict[str, Any]:
-    spec = server.spec or {}
-    flavor = spec.get("flavor") or {}
-    vcpus = int(flavor.get("vcpus", spec.get("vcpus", 0)))
-    memory = int(flavor.get("ram", spec.get("ram_mb", 0)))
-    disk = int(flavor.get("disk", spec.get("disk_gb", 0))) + int(flavor.get("ephemeral", 0))
+    server_id, name, project_id = ids
+    started, ended = ran
+    start, stop, now = period
     return {
-        "instance_id": server.id,
-        "name": server.name,
-        "hours": hours_for(server.created_at, start, stop),
-        "vcpus": vcpus,
-        "memory_mb": memory,
-        "local_gb": disk,
+        "instance_id": server_id,
+        "name": name,
+        "hours": hours_for(started, ended, start, stop),
+        "vcpus": int(flavor.get("vcpus", 0)),
+        "memory_mb": int(flavor.get("ram", 0)),
+        "local_gb": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
         "flavor": str(flavor.get("name") or ""),
-        "tenant_id": server.project_id,
-        "state": server_state(server, None).vm_state,
-        "started_at": server.created_at.isoformat(),
-        "ended_at": None,
-        "uptime": max(0, int((now - server.created_at).total_seconds())),
+        "tenant_id": project_id,
+        "state": state,
+        "started_at": started.isoformat(),
+        "ended_at": ended.isoformat() if ended is not None else None,
+        "uptime": max(0, int(((ended or now) - started).total_seconds())),
     }
 
 
-def _servers(
-    request: Request, project_id: str | None, stop: datetime
-) -> tuple[list[Resource], int | None]:
-    """The servers that count (created before the period ends), paged from 2.40."""
+def live_usage(server: Resource, period: Period) -> dict[str, Any]:
+    """The usage of a server Isthmus still holds (its flavor copy, else its size)."""
+    spec = server.spec or {}
+    flavor = dict(spec.get("flavor") or {})
+    flavor.setdefault("vcpus", spec.get("vcpus", 0))
+    flavor.setdefault("ram", spec.get("ram_mb", 0))
+    flavor.setdefault("disk", spec.get("disk_gb", 0))
+    state = server_state(server, None).vm_state
+    ids = (server.id, server.name, server.project_id)
+    return _usage(ids, flavor, (server.created_at, None), state, period)
+
+
+def ended_usage(row: ServerUsage, period: Period) -> dict[str, Any]:
+    """The usage of a deleted server, as store/usage.py kept it."""
+    ids = (row.server_id, row.name, row.project_id)
+    return _usage(ids, dict(row.flavor or {}), (row.started_at, row.ended_at), "terminated", period)
+
+
+def _usages(
+    request: Request, project_id: str | None, start: datetime, stop: datetime
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The usages that count (servers created before the period ends, deleted ones
+    that ran within it), oldest first, paged from 2.40."""
+    period = (start, stop, repo.utcnow())
     with _service(request).db.read() as session:
+        kept = kept_usage.ended(session, project_id, start, stop)
+        usages = [ended_usage(row, period) for row in kept]
         query = select(Resource).where(Resource.kind == "server", Resource.created_at <= stop)
         if project_id is not None:
             query = query.where(Resource.project_id == project_id)
-        servers = list(session.scalars(query.order_by(Resource.created_at, Resource.id)))
-        session.expunge_all()
+        for server in session.scalars(query):
+            # a server whose delete was accepted counts by its kept usage
+            if not (server.deleting and session.get(ServerUsage, server.id) is not None):
+                usages.append(live_usage(server, period))
+    usages.sort(key=lambda u: (u["started_at"], u["instance_id"]))
     limit = None
     params = request.query_params
     if _version(request) >= (2, 40) and ("limit" in params or "marker" in params):
         limit = parse_limit(request)
-        page = page_after_marker([s.id for s in servers], params.get("marker"), limit)
-        servers = [s for s in servers if s.id in set(page)]
-    return servers, limit
+        ids = [u["instance_id"] for u in usages]
+        page = set(page_after_marker(ids, params.get("marker"), limit))
+        usages = [u for u in usages if u["instance_id"] in page]
+    return usages, limit
 
 
 def tenant_usage(
@@ -138,10 +174,13 @@ def tenant_usage(
     return body
 
 
-def _links(request: Request, servers: list[Resource], limit: int | None) -> list[dict[str, str]]:
+def _links(
+    request: Request, usages: list[dict[str, Any]], limit: int | None
+) -> list[dict[str, str]]:
     if limit is None:
         return []
-    return next_links(request, "os-simple-tenant-usage", [s.id for s in servers], limit)
+    ids = [u["instance_id"] for u in usages]
+    return next_links(request, "os-simple-tenant-usage", ids, limit)
 
 
 @router.get("/v2.1/os-simple-tenant-usage")
@@ -150,20 +189,17 @@ def list_usage(request: Request, ctx: RequestContext = Depends(get_context)) -> 
     start, stop = period(request)
     raw = request.query_params.get("detailed")
     detailed = raw is not None and raw != "" and parse_bool("detailed", raw)
-    now = repo.utcnow()
-    servers, limit = _servers(request, None, stop)
+    usages, limit = _usages(request, None, start, stop)
     by_project: dict[str, list[dict[str, Any]]] = {}
-    for server in servers:
-        by_project.setdefault(server.project_id or "", []).append(
-            server_usage(server, start, stop, now)
-        )
+    for item in usages:
+        by_project.setdefault(item["tenant_id"] or "", []).append(item)
     answer: dict[str, Any] = {
         "tenant_usages": [
             tenant_usage(project, usages, start, stop, detailed)
             for project, usages in by_project.items()
         ]
     }
-    links = _links(request, servers, limit)
+    links = _links(request, usages, limit)
     if links:
         answer["tenant_usages_links"] = links
     return answer
@@ -176,13 +212,11 @@ def show_usage(
     if tenant_id != ctx.project_id:
         ctx.require_admin("os_compute_api:os-simple-tenant-usage:show")
     start, stop = period(request)
-    now = repo.utcnow()
-    servers, limit = _servers(request, tenant_id, stop)
-    usages = [server_usage(s, start, stop, now) for s in servers]
+    usages, limit = _usages(request, tenant_id, start, stop)
     answer: dict[str, Any] = {
         "tenant_usage": tenant_usage(tenant_id, usages, start, stop, True) if usages else {}
     }
-    links = _links(request, servers, limit)
+    links = _links(request, usages, limit)
     if links:
         answer["tenant_usage_links"] = links
     return answer
