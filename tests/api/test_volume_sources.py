@@ -124,3 +124,26 @@ def test_bad_sources_are_refused_and_change_nothing(cloud: Cloud) -> None:
         assert words in answer.text, (fields, answer.text)
     after = difference(before, snapshot(cloud.service))
     assert [p for p in after.split("; ") if p and not p.startswith("sites:")] == []
+
+
+def test_image_metadata_actions(cloud: Cloud) -> None:
+    image = public_image(cloud)
+    made = post_volume(cloud, size=1, imageRef=image["id"]).json()["volume"]
+    cloud.wait_idle()
+    action = f"{V3}/volumes/{made['id']}/action"
+    shown = cloud.client.post(action, headers=cloud.demo, json={"os-show_image_metadata": None})
+    assert shown.status_code == 200 and shown.json()["metadata"]["image_id"] == image["id"]
+    added = cloud.client.post(
+        action, headers=cloud.demo, json={"os-set_image_metadata": {"metadata": {"os": "linux"}}}
+    )
+    assert added.status_code == 200 and added.json()["metadata"]["os"] == "linux"
+    assert show(cloud, made["id"])["volume_image_metadata"]["os"] == "linux"
+    removed = cloud.client.post(
+        action, headers=cloud.demo, json={"os-unset_image_metadata": {"key": "os"}}
+    )
+    assert removed.status_code == 200
+    assert "os" not in show(cloud, made["id"])["volume_image_metadata"]
+    missing = cloud.client.post(
+        action, headers=cloud.demo, json={"os-unset_image_metadata": {"key": "os"}}
+    )
+    assert missing.status_code == 404

@@ -349,3 +349,22 @@ def delete_metadata_item(session: Session, resource: Resource, key: str) -> None
         raise NotFound(f"Metadata item {key} was not found.")
     del values[key]
     repo.change(session, resource, spec={"metadata": values})
+
+
+def set_image_metadata(
+    session: Session, volume: Resource, values: dict[str, str]
+) -> dict[str, str]:
+    """Merge `values` into a volume's volume_image_metadata (Cinder's
+    os-set_image_metadata); returns the new image metadata."""
+    merged = {**(volume.spec.get("volume_image_metadata") or {}), **values}
+    repo.change(session, volume, spec={"volume_image_metadata": merged})
+    return merged
+
+
+def unset_image_metadata(session: Session, volume: Resource, key: str) -> None:
+    """Remove one key of a volume's image metadata (404 when it is not there)."""
+    values = dict(volume.spec.get("volume_image_metadata") or {})
+    if key not in values:
+        raise NotFound(f"Glance metadata for volume {volume.id} with key {key} cannot be found.")
+    del values[key]
+    repo.change(session, volume, spec={"volume_image_metadata": values})

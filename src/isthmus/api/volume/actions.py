@@ -6,7 +6,9 @@ os-force_delete (admins), os-set_bootable (200, as Cinder), and the attach
 family Nova used before Cinder's attachments API: os-reserve, os-unreserve,
 os-begin_detaching, os-roll_detaching, os-attach, os-detach,
 os-initialize_connection (200 with connection info) and os-terminate_connection
-(intent/volume_attach.py holds their rules). The extensions list names what
+(intent/volume_attach.py holds their rules); os-set_image_metadata,
+os-unset_image_metadata and os-show_image_metadata (200) on a volume's
+volume_image_metadata. The extensions list names what
 Isthmus serves of Cinder's extensions.
 """
 
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.api.context import RequestContext, get_context
 from isthmus.api.volume import microversions as mv
-from isthmus.api.volume.common import flag, positive_int, service_of
+from isthmus.api.volume.common import flag, metadata, positive_int, service_of
 from isthmus.errors import BadRequest
 from isthmus.intent import volume_attach
 from isthmus.intent import volumes as intent_volumes
@@ -154,6 +156,28 @@ def _terminate_connection(
         raise BadRequest("Invalid request body: os-terminate_connection needs a connector.")
 
 
+def _set_image_metadata(
+    session: Session, ctx: RequestContext, volume: Resource, args: Any, request: Request
+) -> dict[str, Any]:
+    values = metadata(_args(args, "os-set_image_metadata").get("metadata"))
+    return {"metadata": intent_volumes.set_image_metadata(session, volume, values)}
+
+
+def _unset_image_metadata(
+    session: Session, ctx: RequestContext, volume: Resource, args: Any, request: Request
+) -> None:
+    key = _args(args, "os-unset_image_metadata").get("key")
+    if not isinstance(key, str) or not key:
+        raise BadRequest("Invalid input received: os-unset_image_metadata needs a key.")
+    intent_volumes.unset_image_metadata(session, volume, key)
+
+
+def _show_image_metadata(
+    session: Session, ctx: RequestContext, volume: Resource, args: Any, request: Request
+) -> dict[str, Any]:
+    return {"metadata": dict(volume.spec.get("volume_image_metadata") or {})}
+
+
 HANDLERS: dict[str, Handler] = {
     "os-extend": _extend,
     "os-reset_status": _reset_status,
@@ -167,8 +191,17 @@ HANDLERS: dict[str, Handler] = {
     "os-detach": _detach,
     "os-initialize_connection": _initialize_connection,
     "os-terminate_connection": _terminate_connection,
+    "os-set_image_metadata": _set_image_metadata,
+    "os-unset_image_metadata": _unset_image_metadata,
+    "os-show_image_metadata": _show_image_metadata,
 }
-OK_ACTIONS = ("os-set_bootable", "os-initialize_connection")  # 200, the others 202
+OK_ACTIONS = (  # 200, the others 202
+    "os-set_bootable",
+    "os-initialize_connection",
+    "os-set_image_metadata",
+    "os-unset_image_metadata",
+    "os-show_image_metadata",
+)
 
 
 @v3.post("/volumes/{volume_id}/action", status_code=202)
