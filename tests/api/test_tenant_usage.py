@@ -95,6 +95,7 @@ def test_usage_counts_hours_and_flavor_sizes_per_project(cloud: Cloud) -> None:
     # refusals
     assert cloud.client.get(f"{USAGE}/{demo}?{window}", headers=other).status_code == 403
     assert cloud.client.get(f"{USAGE}?{window}", headers=cloud.demo).status_code == 403
+    assert cloud.client.get(f"{USAGE}/?{window}", headers=cloud.admin).status_code == 404
     for query in (
         "start=yesterday",
         f"start={now.strftime(FMT)}&end={(now - timedelta(hours=1)).strftime(FMT)}",

@@ -32,7 +32,7 @@ from isthmus.api.compute.common import (
     parse_limit,
 )
 from isthmus.api.context import RequestContext, get_context
-from isthmus.errors import BadRequest
+from isthmus.errors import BadRequest, NotFound
 from isthmus.intent.server_actions import server_state
 from isthmus.store import repo
 from isthmus.store import usage as kept_usage
@@ -203,6 +203,14 @@ def list_usage(request: Request, ctx: RequestContext = Depends(get_context)) -> 
     if links:
         answer["tenant_usages_links"] = links
     return answer
+
+
+@router.get("/v2.1/os-simple-tenant-usage/")
+def show_usage_without_tenant(
+    request: Request, ctx: RequestContext = Depends(get_context)
+) -> dict[str, Any]:
+    """An empty tenant id (a trailing slash): Nova's router matches nothing, 404."""
+    raise NotFound("The resource could not be found.")
 
 
 @router.get("/v2.1/os-simple-tenant-usage/{tenant_id}")
