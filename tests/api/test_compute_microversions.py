@@ -252,6 +252,7 @@ def test_server_show_and_list_at_each_boundary(cloud: Cloud) -> None:
     # 2.96: a server created without a zone is pinned to none
     unpinned = boot(cloud, MAX, None, networks="none", name="free")
     assert unpinned.status_code == 202, unpinned.text
+    cloud.wait_idle()  # (a server waiting on its image shows isthmus:pending_reason)
     assert show(cloud, unpinned.json()["server"]["id"], MAX)["pinned_availability_zone"] is None
 
 
@@ -288,12 +289,14 @@ def test_server_create_fields_per_microversion(cloud: Cloud) -> None:
         hostname="web-1.example.org",
     )
     assert made.status_code == 202, made.text
+    cloud.wait_idle()  # (a server waiting on its image shows isthmus:pending_reason)
     shown = show(cloud, made.json()["server"]["id"], "2.94")
     assert shown["description"] == "d" and shown["tags"] == ["blue", "green"]
     assert shown["OS-EXT-SRV-ATTR:hostname"] == "web-1.example.org"
     assert show(cloud, made.json()["server"]["id"], "2.1")["addresses"]  # auto: default network
     bare = boot(cloud, "2.37", None, networks="none", name="Web Server_1.")
     assert bare.status_code == 202, bare.text
+    cloud.wait_idle()  # (a server waiting on its image shows isthmus:pending_reason)
     plain = show(cloud, bare.json()["server"]["id"], "2.90")
     assert plain["addresses"] == {} and plain["description"] is None
     assert plain["OS-EXT-SRV-ATTR:hostname"] == "web-server-1"  # Nova's sanitised name
@@ -641,3 +644,50 @@ def test_errors_keep_their_shape_at_any_version(cloud: Cloud, version: str) -> N
     response = cloud.client.get(f"{V}/flavors/none", headers=at(cloud.demo, version))
     assert response.status_code == 404
     assert response.json()["itemNotFound"]["code"] == 404
+
+
+def test_tag_filters_and_requested_host(cloud: Cloud) -> None:
+    made = {}
+    for name, tags in (("red", ["a", "b"]), ("green", ["b"]), ("plain", [])):
+        response = boot(cloud, "2.52", None, name=name, networks="none", tags=tags)
+        assert response.status_code == 202, response.text
+        made[name] = response.json()["server"]["id"]
+
+    def names(version: str, query: str) -> list[str]:
+        listed = cloud.client.get(f"{V}/servers?{query}", headers=at(cloud.demo, version))
+        assert listed.status_code == 200, listed.text
+        return sorted(s["name"] for s in listed.json()["servers"])
+
+    # 2.26: tags (all of), tags-any, not-tags (not all of), not-tags-any (none of)
+    assert names("2.25", "tags=a,b") == ["green", "plain", "red"]  # not a filter yet
+    assert names("2.26", "tags=a,b") == ["red"]
+    assert names("2.26", "tags-any=a,b") == ["green", "red"]
+    assert names("2.26", "not-tags=a,b") == ["green", "plain"]
+    assert names("2.26", "not-tags-any=a") == ["green", "plain"]
+    # 2.74: an admin names the host (a site) the server goes to
+    admin_boot = {"name": "placed", "flavorRef": "1", "imageRef": image_id(cloud)}
+    url = f"{V}/servers"
+    before_all = settled(cloud)
+    for version, who, extra, status in (
+        ("2.73", cloud.admin, {"host": "site-c"}, 400),
+        ("2.74", cloud.demo, {"host": "site-c"}, 403),
+        ("2.74", cloud.admin, {"host": "nowhere"}, 400),
+        ("2.74", cloud.admin, {"host": "site-c", "hypervisor_hostname": "site-a"}, 400),
+        ("2.74", cloud.admin, {"host": "site-c", "availability_zone": "site-a"}, 400),
+    ):
+        server = {**admin_boot, "networks": "none", **extra}
+        response = cloud.client.post(url, headers=at(who, version), json={"server": server})
+        assert response.status_code == status, (version, extra, response.text)
+    assert (
+        cloud.client.post(url, headers=at(cloud.demo, MAX), json={}).json()["badRequest"]["message"]
+        == "Invalid input for field/attribute server. 'server' is a required property."
+    )
+    assert_unchanged(cloud, before_all)
+    for extra in ({"host": "site-c"}, {"hypervisor_hostname": "site-c"}):
+        server = {**admin_boot, "networks": "none", **extra}
+        placed = cloud.client.post(url, headers=at(cloud.admin, "2.74"), json={"server": server})
+        assert placed.status_code == 202, placed.text
+        cloud.wait_idle()
+        shown = show(cloud, placed.json()["server"]["id"], MAX, admin=True)
+        assert shown["OS-EXT-SRV-ATTR:host"] == "site-c"
+        assert shown["pinned_availability_zone"] is None  # a host is not a pinned zone

@@ -5,7 +5,8 @@ changes-before from 2.66) and sorting run in SQL; the sort keys map to indexed
 columns, and `marker` becomes a keyset condition on them, so a page costs the
 same however deep it is. Filters on the rendered server (name regex, status,
 flavor, image, ip, ip6 (a member's from 2.5), key_name, user_id, reservation_id,
-vm_state, task_state, power_state, locked from 2.73) scan the sorted rows
+vm_state, task_state, power_state, tags/tags-any/not-tags/not-tags-any from 2.26,
+locked from 2.73) scan the sorted rows
 in growing keyset chunks until the page is full (exactly `limit` rows, unless
 the rows run out). Two of them narrow the scan in SQL first with a condition
 every matching row meets, the exact test staying in Python: `status` (the
@@ -154,6 +155,31 @@ def _spec_is(key: str, want: str) -> Test:
     return lambda s, v: bool(s.spec.get(key) == want)
 
 
+def _tag_filters(params: Any) -> list[Test]:
+    """2.26's tag filters, each a comma-separated list: `tags` (has all), `tags-any`
+    (has one), `not-tags` (lacks one of them), `not-tags-any` (has none)."""
+
+    def wanted(key: str) -> set[str] | None:
+        raw = params.get(key)
+        return {t.strip() for t in raw.split(",") if t.strip()} if raw else None
+
+    def tags(server: Any) -> set[str]:
+        return set(server.spec.get("tags") or [])
+
+    tests: list[Test] = []
+    every, some = wanted("tags"), wanted("tags-any")
+    not_every, not_some = wanted("not-tags"), wanted("not-tags-any")
+    if every:
+        tests.append(lambda s, v: every <= tags(s))
+    if some:
+        tests.append(lambda s, v: bool(some & tags(s)))
+    if not_every:
+        tests.append(lambda s, v: not not_every <= tags(s))
+    if not_some:
+        tests.append(lambda s, v: not not_some & tags(s))
+    return tests
+
+
 def _filters(request: Request, ctx: RequestContext) -> tuple[list[Test], bool]:
     """The list filters that need the rendered server (applied in Python), and
     whether they read nothing but the name."""
@@ -188,6 +214,8 @@ def _filters(request: Request, ctx: RequestContext) -> tuple[list[Test], bool]:
         tests.append(lambda s, v: v.state(s).task_state == params["task_state"])
     if params.get("power_state"):
         tests.append(lambda s, v: str(v.state(s).power_state) == params["power_state"])
+    if version >= (2, 26):
+        tests.extend(_tag_filters(params))
     if version >= (2, 73) and params.get("locked") is not None:
         locked = parse_bool("locked", params["locked"])
         tests.append(lambda s, v: bool(s.spec.get("locked")) == locked)

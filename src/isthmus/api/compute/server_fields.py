@@ -8,6 +8,9 @@ update), checked as Nova's schemas check them; the response side is views.py.
   below 2.37 as well (as it always has; Nova would refuse them there).
 - 2.52: `tags` on create (at most 50, each 1 to 60 characters without ',' or '/').
 - 2.57: `personality` is no longer accepted on create.
+- 2.74: `host` and `hypervisor_hostname` on create (admins): a site, where the
+  server is then placed (as its zone, while `pinned_availability_zone` stays what
+  the request asked for); an unknown one is 400, another zone than the host's 400.
 - 2.90: `hostname` on create and update (2.94: a fully qualified name); not with
   a multiple create.
 - 2.96: the zone asked for at create is kept as `pinned_availability_zone`.
@@ -20,8 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from isthmus.api.compute.validation import invalid_field, validate_hostname
-from isthmus.errors import BadRequest
+from isthmus.api.context import RequestContext
+from isthmus.errors import BadRequest, Forbidden
+from isthmus.store.tables import Site
 
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 60
@@ -75,7 +82,13 @@ def check_create(server: dict[str, Any], version: tuple[int, int]) -> None:
     """What a create body may and must hold at `version` (before anything else)."""
     unexpected = [
         key
-        for key, since in (("description", (2, 19)), ("tags", (2, 52)), ("hostname", (2, 90)))
+        for key, since in (
+            ("description", (2, 19)),
+            ("tags", (2, 52)),
+            ("host", (2, 74)),
+            ("hypervisor_hostname", (2, 74)),
+            ("hostname", (2, 90)),
+        )
         if key in server and version < since
     ]
     if version >= (2, 57) and "personality" in server:
@@ -97,12 +110,40 @@ def check_create(server: dict[str, Any], version: tuple[int, int]) -> None:
             raise BadRequest("Unable to set a hostname when creating more than one server.")
 
 
-def create_spec(
-    server: dict[str, Any], version: tuple[int, int], zone: str | None
+def with_requested_host(
+    session: Session, ctx: RequestContext, body: dict[str, Any]
 ) -> dict[str, Any]:
-    """The server spec keys a create at `version` adds (checked by check_create);
-    `zone` is the availability zone the create asked for, checked."""
-    spec: dict[str, Any] = {"pinned_availability_zone": zone}
+    """The create body with the site a 2.74 `host` / `hypervisor_hostname` names
+    as its availability zone (a site is both); `body` itself when it names none.
+    403 for a non-admin; 400 for no such site, two different ones, or a zone
+    that is not the host's."""
+    server = body.get("server")
+    if not isinstance(server, dict):
+        return body  # parse_boot_request says what is wrong
+    named = [server[key] for key in ("host", "hypervisor_hostname") if server.get(key) is not None]
+    if not named:
+        return body
+    if not ctx.is_admin:
+        raise Forbidden(
+            "Policy doesn't allow compute:servers:create:requested_destination to be performed."
+        )
+    for name in named:
+        if not isinstance(name, str) or session.get(Site, name) is None:
+            raise BadRequest(f"Compute host {name} could not be found.")
+    if len(set(named)) > 1:
+        raise BadRequest(f"Compute host {named[0]} has no node {named[1]}.")
+    zone = server.get("availability_zone")
+    if zone not in (None, "", named[0]):
+        raise BadRequest(
+            f"Host {named[0]} is not in the requested availability zone {zone}: no valid host."
+        )
+    return {**body, "server": {**server, "availability_zone": named[0]}}
+
+
+def create_spec(server: dict[str, Any], version: tuple[int, int]) -> dict[str, Any]:
+    """The server spec keys a create at `version` adds (checked by check_create and
+    parse_boot_request); the zone it pins is the one it asked for (not a host's)."""
+    spec: dict[str, Any] = {"pinned_availability_zone": server.get("availability_zone") or None}
     if version >= (2, 19):
         spec["description"] = description(server.get("description"))
     if version >= (2, 52) and "tags" in server:

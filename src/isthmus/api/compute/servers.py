@@ -151,11 +151,11 @@ def create_server(
     service = _service(request)
     with service.db.session() as session:
         version = request_version(request)
-        server_fields.check_create(body.get("server") or {}, version)
-        boot_request = parse_boot_request(session, ctx, body)
-        boot_request.extra_spec = server_fields.create_spec(
-            body["server"], version, boot_request.availability_zone
-        )
+        if isinstance(body.get("server"), dict):
+            server_fields.check_create(body["server"], version)
+        placed = server_fields.with_requested_host(session, ctx, body)
+        boot_request = parse_boot_request(session, ctx, placed)
+        boot_request.extra_spec = server_fields.create_spec(body["server"], version)
         servers = intent_servers.boot(session, ctx, boot_request)
         first = servers[0]
         reservation_id = first.spec["reservation_id"]
