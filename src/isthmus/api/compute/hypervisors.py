@@ -34,12 +34,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.api.compute.common import (
-    MIN_VERSION,
     compute_router,
     next_links,
     page_after_marker,
     parse_bool,
     parse_limit,
+    request_version,
 )
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, NotFound
@@ -65,7 +65,8 @@ FIGURES = (
 
 
 def version_of(request: Request) -> tuple[int, int]:
-    return getattr(request.state, "compute_version", MIN_VERSION)
+    """The request's compute microversion (decided once: common.request_version)."""
+    return request_version(request)
 
 
 def _service(request: Request) -> Any:
