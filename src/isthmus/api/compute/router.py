@@ -10,6 +10,7 @@ from isthmus.api.compute import (
     keypairs,
     limits,
     server_groups,
+    server_security_groups,
     servers,
     services,
     tags,
@@ -22,6 +23,7 @@ router.include_router(servers.router)
 router.include_router(actions.router)
 router.include_router(interfaces.router)
 router.include_router(tags.router)
+router.include_router(server_security_groups.router)
 router.include_router(extras.router)
 router.include_router(keypairs.router)
 router.include_router(limits.router)
