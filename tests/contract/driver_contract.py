@@ -207,6 +207,36 @@ class DriverContract:
         with pytest.raises(PermanentError):
             driver.console_output(server.isthmus_id, None)
 
+    def test_image_of_a_server_is_made_and_written_to_isthmus(
+        self, driver: SiteDriver, tmp_path: Path
+    ) -> None:
+        topo = Topology(driver)
+        server = ServerSpec(isthmus_id=_id(), name="vm", port_ids=(topo.port.isthmus_id,))
+        driver.ensure(server)
+        wait_status(driver, "server", server.isthmus_id, "ACTIVE")
+        target = tmp_path / "snapshot"
+        image = ImageSpec(
+            isthmus_id=_id(), name="snap", data_path=str(target), snapshot_of=server.isthmus_id
+        )
+        seen: list[dict[str, object]] = []
+
+        def made() -> str:
+            observed = driver.ensure(image)
+            assert observed.status == "active", f"image is {observed.status}"
+            seen.append(dict(observed.details["snapshot"]))
+            return observed.status
+
+        wait_for(made, timeout=120, interval=0.5, what="the image", ignoring=(AssertionError,))
+        data = target.read_bytes()
+        assert seen[-1]["size"] == len(data)
+        assert seen[-1]["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+        assert self.count(driver, "image", image.isthmus_id) == 1
+        driver.delete("image", image.isthmus_id)
+        driver.delete("server", server.isthmus_id)
+        missing = ImageSpec(isthmus_id=_id(), name="x", data_path=str(target), snapshot_of=_id())
+        with pytest.raises(PermanentError):
+            driver.ensure(missing)
+
     def test_server_larger_than_the_site_is_permanent(self, driver: SiteDriver) -> None:
         huge = ServerSpec(isthmus_id=_id(), name="huge", vcpus=10**6)
         with pytest.raises(PermanentError, match="No valid host"):
@@ -240,15 +270,31 @@ class DriverContract:
         driver.delete("volume", volume.isthmus_id)
         assert driver.observe("volume", volume.isthmus_id) is None
 
-    def test_volumes_from_a_snapshot_a_volume_and_an_image(
-        self, driver: SiteDriver, tmp_path: Path
-    ) -> None:
+    def test_volumes_from_a_snapshot_and_a_volume(self, driver: SiteDriver) -> None:
         source = VolumeSpec(isthmus_id=_id(), name="source", size_gb=1)
         driver.ensure(source)
         wait_status(driver, "volume", source.isthmus_id, "available")
         snapshot = SnapshotSpec(isthmus_id=_id(), name="snap", volume_id=source.isthmus_id)
         driver.ensure(snapshot)
         wait_status(driver, "snapshot", snapshot.isthmus_id, "available")
+        made = [
+            VolumeSpec(
+                isthmus_id=_id(), name="from-snap", size_gb=1, snapshot_id=snapshot.isthmus_id
+            ),
+            VolumeSpec(isthmus_id=_id(), name="clone", size_gb=2, source_volid=source.isthmus_id),
+        ]
+        for spec in made:
+            driver.ensure(spec)
+        for spec in made:
+            wait_status(driver, "volume", spec.isthmus_id, "available", timeout=180)
+        for spec in made:
+            driver.delete("volume", spec.isthmus_id)
+        driver.delete("snapshot", snapshot.isthmus_id)
+        driver.delete("volume", source.isthmus_id)
+        for spec in made:
+            assert driver.observe("volume", spec.isthmus_id) is None
+
+    def test_volume_from_an_image(self, driver: SiteDriver, tmp_path: Path) -> None:
         data = b"contract volume image\n" * 64
         path = tmp_path / "volume-image.raw"
         path.write_bytes(data)
@@ -260,31 +306,27 @@ class DriverContract:
             checksum=hashlib.md5(data, usedforsecurity=False).hexdigest(),
         )
         assert driver.ensure(image).status == "active"
-        made = [
-            VolumeSpec(
-                isthmus_id=_id(), name="from-snap", size_gb=1, snapshot_id=snapshot.isthmus_id
-            ),
-            VolumeSpec(isthmus_id=_id(), name="clone", size_gb=2, source_volid=source.isthmus_id),
-            VolumeSpec(isthmus_id=_id(), name="from-image", size_gb=1, image_id=image.isthmus_id),
-        ]
-        for spec in made:
-            driver.ensure(spec)
-        for spec in made:
-            wait_status(driver, "volume", spec.isthmus_id, "available", timeout=180)
-        for spec in made:
-            driver.delete("volume", spec.isthmus_id)
-        driver.delete("snapshot", snapshot.isthmus_id)
-        driver.delete("volume", source.isthmus_id)
+        volume = VolumeSpec(
+            isthmus_id=_id(), name="from-image", size_gb=1, image_id=image.isthmus_id
+        )
+        driver.ensure(volume)
+        wait_status(driver, "volume", volume.isthmus_id, "available", timeout=180)
+        driver.delete("volume", volume.isthmus_id)
         driver.delete("image", image.isthmus_id)
-        for spec in made:
-            assert driver.observe("volume", spec.isthmus_id) is None
+        assert driver.observe("volume", volume.isthmus_id) is None
 
     def test_server_boots_from_its_root_volume(self, driver: SiteDriver) -> None:
         topo = Topology(driver)
         server_id = _id()
         root = VolumeSpec(isthmus_id=_id(), name="root", size_gb=1, root_of=server_id)
-        driver.ensure(root)  # attaching: the site attaches it when it makes the server
-        wait_status(driver, "volume", root.isthmus_id, "attaching", timeout=120)
+        # attaching until the site attaches it, when it makes the server (`observe`
+        # shows the site's own status: available)
+        wait_for(
+            lambda: driver.ensure(root).status == "attaching",
+            timeout=120,
+            interval=0.5,
+            what=f"root volume {root.isthmus_id} to be made (attaching)",
+        )
         server = ServerSpec(
             isthmus_id=server_id,
             name="bfv",

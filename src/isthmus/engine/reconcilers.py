@@ -226,7 +226,14 @@ def _refresh_groups_naming(session: Session, group_ids: list[str]) -> None:
 def _plan_image(session: Session, image: Resource, site: str) -> Plan:
     """An image with data (active, or deactivated: its copies stay) is present in a
     site where a live server boots from it, or that it was imported into (a store
-    named in `spec["stores"]`, intent/image_imports.py) while it is not deleted."""
+    named in `spec["stores"]`, intent/image_imports.py) while it is not deleted.
+    An image being made of a server (Nova's createImage, `spec["snapshot"]`) is
+    present, while `saving`, in that server's site only: the site makes it."""
+    snapshot = image.spec.get("snapshot") or {}
+    if snapshot:
+        if image.deleting or image.status != "saving" or snapshot.get("site") != site:
+            return Plan(False)
+        return Plan(True, ImageSpec.from_intent(image))
     if image.status not in ("active", "deactivated"):
         return Plan(False)
     imported = not image.deleting and site in (image.spec.get("stores") or [])

@@ -83,6 +83,23 @@ def _record_interconnect(
     network.observed = interconnect.record(network.observed, site, reported)
 
 
+
+def snapshot_made(image: Resource, observed: Observed, site: str) -> None:
+    """The site made an image of a server (Nova's createImage) and wrote its bytes
+    where Isthmus keeps image data: the image is active, with the size and hashes
+    the site reports, and stays stored in that site (its `stores`)."""
+    stats = dict(observed.details["snapshot"])
+    stores = [*(image.spec.get("stores") or []), site]
+    image.spec = {
+        **image.spec,
+        **stats,
+        "virtual_size": stats.get("size") if image.spec.get("disk_format") == "raw" else None,
+        "stores": list(dict.fromkeys(stores)),
+        "snapshot": None,
+    }
+    image.status = "active"
+    image.updated_at = repo.utcnow()
+
 class Engine:
     """Worker threads draining the work queue of one database."""
 
@@ -316,6 +333,8 @@ class Engine:
                 transient = observed.status in kinds.TRANSIENT_STATUSES
                 if resource is not None and not resource.deleting:
                     show_observed(resource, observed, item.site)
+                    if item.kind == kinds.IMAGE and observed.details.get("snapshot"):
+                        snapshot_made(resource, observed, item.site)
                     if item.kind == "network":
                         _record_interconnect(session, resource, item.site, observed)
             elif binding is not None:

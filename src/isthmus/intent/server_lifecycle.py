@@ -20,12 +20,16 @@ until the site has done it is intent/server_actions.server_state's.
 - resize claims the new flavor's size in the server's site next to the old one
   (placement decides it fits) until confirmResize releases the old or
   revertResize the new; the site is asked for the new size, then the old again.
+- createImage: a private image of the server's root disk, made by the server's
+  site (model/specs.ImageSpec.snapshot_of) and active once its bytes are in
+  Isthmus' image store.
 - soft delete is not configured in Isthmus (no `reclaim_instance_interval`):
   forceDelete deletes as delete does, restore is 409 as Nova answers then.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -33,11 +37,13 @@ from sqlalchemy.orm import Session
 
 from isthmus.errors import BadRequest, Conflict, Forbidden, NotFound
 from isthmus.intent import Caller
+from isthmus.intent.images import add_image
 from isthmus.intent.server_actions import check_state, state_of
 from isthmus.intent.servers import delete_server, flavor_copy, flavor_need
 from isthmus.model.placement import pinned_site
 from isthmus.store import placement, repo
 from isthmus.store.tables import Resource
+from isthmus.store.work import enqueue
 
 MAX_TAGS = 50  # Nova's instance tag limit
 
@@ -273,6 +279,68 @@ def _ports(session: Session, server: Resource) -> list[Resource]:
             )
         )
     )
+
+
+# -- createImage ---------------------------------------------------------------------------
+
+
+def create_image(
+    session: Session,
+    caller: Caller,
+    server: Resource,
+    *,
+    name: str,
+    metadata: dict[str, str],
+    images_dir: Path,
+) -> Resource:
+    """An image of the server's root disk (Nova's createImage): a private `saving`
+    image of the server's project, with the boot image's formats and minimums and
+    Nova's snapshot properties; the server's site makes it (its bytes written to
+    `images_dir`, engine/reconcilers.py) and it turns active."""
+    check_state(
+        server,
+        state_of(session, server),
+        "createImage",
+        ("active", "stopped", "paused", "suspended"),
+    )
+    del caller  # Nova does not check the lock for a snapshot
+    base = session.get(Resource, server.spec.get("image_id") or "")
+    base_spec = base.spec if base is not None and base.kind == "image" else {}
+    image = add_image(
+        session,
+        image_id=None,
+        owner=server.project_id,
+        name=name,
+        spec={
+            "disk_format": base_spec.get("disk_format") or "raw",
+            "container_format": base_spec.get("container_format") or "bare",
+            "min_disk": int(base_spec.get("min_disk") or server.spec.get("disk_gb") or 0),
+            "min_ram": int(base_spec.get("min_ram") or 0),
+            "protected": False,
+            "tags": [],
+            "visibility": "private",
+            "os_hidden": False,
+            "owner": server.project_id,
+            "properties": {
+                **metadata,
+                "image_type": "snapshot",
+                "instance_uuid": server.id,
+                "base_image_ref": server.spec.get("image_id") or "",
+                "user_id": server.spec.get("user_id") or "",
+            },
+        },
+    )
+    repo.change(
+        session,
+        image,
+        status="saving",
+        spec={
+            "data_path": str(images_dir / image.id),
+            "snapshot": {"server_id": server.id, "site": server.site},
+        },
+    )
+    enqueue(session, image.id, "image", server.site or "")
+    return image
 
 
 # -- force delete / restore ------------------------------------------------------------------

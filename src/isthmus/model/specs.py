@@ -198,9 +198,14 @@ class ImageSpec(Spec):
     size: int = 0
     checksum: str = ""  # md5 hex, checked by the site after the copy
     data_path: str = ""  # where Isthmus keeps the image data
+    # Nova's createImage: the Isthmus id of a server in this site whose disk the site
+    # makes this image of; the site writes the bytes to `data_path` (sites/base.py)
+    snapshot_of: str | None = None
 
     @classmethod
     def from_intent(cls, image: Intent) -> ImageSpec:
+        """While an image is being made of a server (`spec["snapshot"]`), it names
+        that server."""
         s = image.spec
         return cls(
             isthmus_id=image.id,
@@ -210,6 +215,7 @@ class ImageSpec(Spec):
             size=int(s.get("size") or 0),
             checksum=s.get("checksum") or "",
             data_path=s.get("data_path", ""),
+            snapshot_of=(s.get("snapshot") or {}).get("server_id"),
         )
 
 

@@ -13,8 +13,9 @@ by intent/server_actions.py (start, stop, reboot) and intent/server_lifecycle.py
    vm_state stopped").
 
 Answers: 202 without a body, except rebuild (202 with the server), confirmResize
-(204), os-getConsoleOutput (200 with the output) and createImage (not served:
-400 as an action Isthmus does not have yet).
+(204), os-getConsoleOutput (200 with the output) and createImage (202 with the
+image's Location; from 2.45 {"image_id": id}: the image is `saving` until the
+server's site has made it, then `active`).
 
 os-getConsoleOutput is the one action that asks the server's site while the
 request waits (as Nova asks its compute host): the driver's `console_output`
@@ -31,6 +32,7 @@ from fastapi import Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from isthmus.api.catalog import base_url_of
 from isthmus.api.compute.common import compute_router, get_flavor, ref_id
 from isthmus.api.compute.create import image_visible
 from isthmus.api.compute.validation import validate_access_ip, validate_metadata
@@ -67,6 +69,7 @@ ACTIONS = (
     "rebuild",
     "resize",
     "os-getConsoleOutput",
+    "createImage",
 )
 REBUILD_FIELDS = {
     "imageRef",
@@ -208,6 +211,21 @@ def _resize_flavor(value: Any) -> str:
     return ref_id(value["flavorRef"])
 
 
+def _image_request(value: Any) -> tuple[str, dict[str, str]]:
+    """(name, metadata) of a createImage body."""
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise _invalid("createImage", value, "'name' is a required property.")
+    unknown = sorted(set(value) - {"name", "metadata"})
+    if unknown:
+        raise _invalid(
+            "createImage", value, f"Additional properties are not allowed ({unknown} unexpected)."
+        )
+    name = value["name"]
+    if not name.strip() or len(name) > 255:
+        raise _invalid("name", name, "It must be 1 to 255 characters.")
+    return name, validate_metadata(value.get("metadata", {}))
+
+
 def parse(action: str, value: Any, version: tuple[int, int]) -> Any:
     """Step 2: the action's argument, checked (400 otherwise)."""
     if action in NULL_BODY:
@@ -220,6 +238,7 @@ def parse(action: str, value: Any, version: tuple[int, int]) -> Any:
         "os-getConsoleOutput": _console_length,
         "rebuild": _rebuild_body,
         "resize": _resize_flavor,
+        "createImage": _image_request,
     }
     return parsers[action](value)
 
@@ -298,6 +317,24 @@ def _console_output(request: Request, ctx: RequestContext, server_id: str, lengt
         raise Conflict(f"Instance {server_id} is not ready") from None
 
 
+def _create_image(
+    request: Request, ctx: RequestContext, server_id: str, name: str, metadata: dict[str, str]
+) -> Response:
+    """202 with the image's Location; from 2.45 with {"image_id": id} instead."""
+    service = request.app.state.service
+    with service.db.session() as session:
+        server = find_server(session, ctx, server_id)
+        image = server_lifecycle.create_image(
+            session, ctx, server, name=name, metadata=metadata, images_dir=service.images_dir
+        )
+        image_id = image.id
+    service.wake()
+    if version_of(request) >= (2, 45):
+        return JSONResponse({"image_id": image_id}, status_code=202)
+    location = f"{base_url_of(request)}/image/v2/images/{image_id}"
+    return Response(status_code=202, headers={"Location": location})
+
+
 @router.post("/v2.1/servers/{server_id}/action")
 def server_action(
     request: Request,
@@ -316,6 +353,8 @@ def server_action(
         output = _console_output(request, ctx, server_id, arg)
         return JSONResponse({"output": output}, status_code=200)
     service = request.app.state.service
+    if action == "createImage":
+        return _create_image(request, ctx, server_id, *arg)
     with service.db.session() as session:
         server = find_server(session, ctx, server_id)
         _act(session, ctx, server, action, arg)

@@ -43,7 +43,7 @@ from isthmus.model.specs import (
     VolumeSpec,
 )
 from isthmus.sites.base import ForeignObject, Observed, SiteReport
-from isthmus.sites.local.images import copy_image, file_md5
+from isthmus.sites.local.images import copy_image, file_md5, file_stats
 from isthmus.sites.local.plumbing import SitePlumbing, data_plane_status, fabric_directory
 from isthmus.sites.local.state import SiteObject, SiteState
 
@@ -338,6 +338,8 @@ class LocalDriver:
         return self._observed(obj)
 
     def _ensure_image(self, spec: ImageSpec) -> Observed:
+        if spec.snapshot_of:
+            return self._snapshot(spec)
         obj = self.state.find("image", spec.isthmus_id)
         if obj is not None and obj.status == "active":
             return self._observed(obj)
@@ -357,6 +359,38 @@ class LocalDriver:
         self.state.update(obj.site_id, status="active")
         obj.status = "active"
         return self._observed(obj)
+
+    def _snapshot(self, spec: ImageSpec) -> Observed:
+        """Nova's createImage in the embedded site. An embedded server has no disk of
+        its own: its root disk is the site's copy of the image it booted from
+        (unchanged: nothing writes to it), so the snapshot's bytes are that copy's
+        (none for a server without an image). They go to `spec.data_path` (Isthmus'
+        image store) and stay in the site as this image's copy; the answer's
+        `snapshot` detail has Glance's figures of them."""
+        server = self.state.find("server", spec.snapshot_of or "")
+        if server is None:
+            raise PermanentError(
+                f"image {spec.isthmus_id}: server {spec.snapshot_of} is not in site {self.name}"
+            )
+        obj = self.state.find("image", spec.isthmus_id)
+        if obj is None:
+            obj = self.state.create("image", spec.isthmus_id, spec.name, asdict(spec), "saving")
+        target_dir = self.directory / "images"
+        target_dir.mkdir(exist_ok=True)
+        copy = target_dir / obj.site_id
+        boot_image = server.spec.get("image_id")
+        source = self.state.find("image", boot_image) if boot_image else None
+        if source is not None and (target_dir / source.site_id).is_file():
+            copy_image(target_dir / source.site_id, copy)
+        else:
+            copy.write_bytes(b"")
+        copy_image(copy, Path(spec.data_path))
+        self._console(server.site_id, f"image {spec.isthmus_id} made of the root disk")
+        self.state.update(obj.site_id, status="active")
+        obj.status = "active"
+        observed = self._observed(obj)
+        details = {**observed.details, "snapshot": file_stats(copy)}
+        return Observed(obj.kind, obj.tag, obj.site_id, "active", None, details)
 
     def _ensure_server(self, spec: ServerSpec) -> Observed:
         existing = self.state.find("server", spec.isthmus_id)

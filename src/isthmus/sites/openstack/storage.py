@@ -325,6 +325,8 @@ class Images(Kind[ImageSpec]):
             return get_or_none(self.conn.image.get_image, field(obj, "id"))
 
     def ensure(self, spec: ImageSpec) -> Observed:
+        if spec.snapshot_of:
+            return self._snapshot(spec)
         conn = self.conn
         obj = self.find(spec.isthmus_id)
         if obj is not None and self.status(obj) == "killed":
@@ -354,6 +356,56 @@ class Images(Kind[ImageSpec]):
             obj = self._fetch(obj) or obj
         obj = self.settle(obj, self._fetch, {"saving", "uploading", "importing"}) or obj
         return self.observed(obj, spec.isthmus_id)
+
+    def _snapshot(self, spec: ImageSpec) -> Observed:
+        """Nova's createImage of the site server, named for the image's Isthmus id
+        (so it is this image's copy in the site); once the site's image is active,
+        its bytes are downloaded to `spec.data_path` and the answer's `snapshot`
+        detail has Glance's figures of them. Until then: `saving` (poll again)."""
+        conn = self.conn
+        obj = self.find(spec.isthmus_id)
+        if obj is None:
+            server = self.site.kinds["server"].find(spec.snapshot_of or "")
+            if server is None:
+                raise PermanentError(
+                    f"image {spec.isthmus_id}: server {spec.snapshot_of} is not in site"
+                    f" {self.site.name}"
+                )
+            with self.errors("create image of server", create=True):
+                conn.compute.create_server_image(
+                    server,
+                    name=site_name(spec.isthmus_id),
+                    metadata={MARKER: spec.isthmus_id, NAME_KEY: spec.name[:255]},
+                )
+            obj = self.find(spec.isthmus_id)
+        if obj is not None:
+            obj = self.settle(obj, self._fetch, {"queued", "saving", "uploading"}) or obj
+        if obj is None or self.status(obj) != "active":
+            if obj is not None and self.status(obj) == "killed":
+                raise PermanentError(
+                    f"site {self.site.name} failed to make image {spec.isthmus_id}"
+                )
+            return Observed("image", spec.isthmus_id, str(field(obj, "id", "")), "saving")
+        target = Path(spec.data_path)
+        part = target.with_name(target.name + ".part")
+        md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
+        with self.errors("download image data"), part.open("wb") as out:
+            response = conn.image.download_image(obj, stream=True)
+            for chunk in response.iter_content(chunk_size=1024 * 1024):
+                out.write(chunk)
+                md5.update(chunk)
+                sha512.update(chunk)
+                size += len(chunk)
+        part.replace(target)
+        stats = {
+            "size": size,
+            "checksum": md5.hexdigest(),
+            "os_hash_algo": "sha512",
+            "os_hash_value": sha512.hexdigest(),
+        }
+        observed = self.observed(obj, spec.isthmus_id)
+        details = {**observed.details, "snapshot": stats}
+        return Observed("image", spec.isthmus_id, observed.site_id, "active", None, details)
 
     def _upload(self, obj: Any, source: Path, spec: ImageSpec) -> None:
         image_id = field(obj, "id")
