@@ -10,6 +10,9 @@ benches write intent through the same functions.
 - `servers`: server create (the checked `BootRequest`, `boot`, `add_server`) and delete;
 - `server_actions`: Nova's state of a server and the actions it allows (update,
   start/stop/reboot, metadata, volume attach/detach);
+- `server_lifecycle`: the other server actions (pause, suspend, lock, rebuild,
+  resize with confirm/revert, shelve/unshelve, createImage, force delete/restore)
+  and server tags; `server_interfaces`: interface attach and detach;
 - `volumes`: volume and snapshot create (empty, from a snapshot, a volume or an
   image), extend, delete, update and metadata; `volume_attach`: Cinder's attach
   actions (reserve, attach, detach, ...); `boot_volumes`: a server's root volume
