@@ -137,6 +137,8 @@ def test_a_missing_server_is_404_on_every_action_and_sub_resource(cloud: Cloud) 
 
 def test_unknown_or_malformed_actions_are_400_and_change_nothing(cloud: Cloud) -> None:
     server_id = booted(cloud)
+    for empty in ({"lock": {}}, {"unlock": {}}):  # Tempest's client sends {} for null
+        ok(act(cloud, server_id, empty))
     for body, words in (
         ({"levitate": None}, "There is no such action: levitate"),
         ({"pause": None, "unpause": None}, "Malformed request body"),

@@ -45,7 +45,7 @@ from isthmus.store.tables import Resource
 
 router = compute_router()
 
-# actions whose body must be null (Nova's schema: {"type": "null"})
+# actions whose body is null (or an empty object, as Tempest's client sends)
 NULL_BODY = (
     "os-start",
     "os-stop",
@@ -110,7 +110,8 @@ def _invalid(action: str, value: Any, reason: str) -> BadRequest:
 
 
 def _null(action: str, value: Any) -> None:
-    if value is not None:
+    """null, or an empty object (what Tempest's client sends: {"pause": {}})."""
+    if value is not None and value != {}:
         raise _invalid(action, value, f"{value!r} is not of type 'null'")
 
 
@@ -125,8 +126,8 @@ def _reboot_type(value: Any) -> str:
 
 
 def _lock_reason(value: Any, version: tuple[int, int]) -> str | None:
-    """null, or from 2.73 {"locked_reason": up to 255 characters}."""
-    if value is None:
+    """null (or {}), or from 2.73 {"locked_reason": up to 255 characters}."""
+    if value is None or value == {}:
         return None
     if version < (2, 73) or not isinstance(value, dict) or set(value) - {"locked_reason"}:
         raise _invalid("lock", value, "Additional properties are not allowed.")
@@ -137,8 +138,8 @@ def _lock_reason(value: Any, version: tuple[int, int]) -> str | None:
 
 
 def _unshelve_zone(value: Any, version: tuple[int, int]) -> str | None:
-    """null, or from 2.77 {"availability_zone": name}."""
-    if value is None:
+    """null (or {}), or from 2.77 {"availability_zone": name}."""
+    if value is None or value == {}:
         return None
     if version < (2, 77) or not isinstance(value, dict) or set(value) - {"availability_zone"}:
         raise _invalid("unshelve", value, "Additional properties are not allowed.")
