@@ -14,6 +14,13 @@
 # (scripts/openstack-site/packages.txt: Keystone, Neutron, Nova, Cinder, Glance, Placement of
 # bookworm's Zed, RabbitMQ, uwsgi; ~1.5 min the first time). `make test` passes it when root.
 #
+# Option --ansible: also a second virtualenv, .venv-ansible, with scripts/ansible-requirements.txt
+# (PyPI's ansible and the openstacksdk its openstack.cloud collection can use) for
+# tests/consumers/test_ansible.py; its own stamp (a hash of that file, the Python version and the
+# repo path) works as .venv's. A fresh install takes 1.5 min on a quiet machine, 3 min on a busy
+# one (measured 84 s and 184 s: ansible is ~50 MB of collections); `make test` passes it,
+# `make demo` does not.
+#
 # Environment: PYTHON (default python3) picks the interpreter for the venv;
 # ISTHMUS_SKIP_APT=1 skips step 1 (e.g. on a machine where you are not root).
 set -euo pipefail
@@ -25,6 +32,7 @@ PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.isthmus-setup-stamp"
 DEB_PACKAGES=(postgresql iproute2 nftables frr curl iputils-ping)
+WITH_ANSIBLE=0
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -33,7 +41,8 @@ for arg in "$@"; do
     case "$arg" in
         --openstack) mapfile -t -O "${#DEB_PACKAGES[@]}" DEB_PACKAGES \
             < <(grep -v '^#' "$ROOT/scripts/openstack-site/packages.txt" | grep .) ;;
-        *) die "unknown option $arg (known: --openstack)" ;;
+        --ansible) WITH_ANSIBLE=1 ;;
+        *) die "unknown option $arg (known: --openstack, --ansible)" ;;
     esac
 done
 
@@ -91,7 +100,37 @@ else
     log "Debian packages present: ${DEB_PACKAGES[*]}"
 fi
 
-# ---------------------------------------------------------------- 2. virtualenv
+# ---------------------------------------------------------------- 2. Ansible's virtualenv
+# (before .venv's step, which ends the script when .venv is up to date)
+if ((WITH_ANSIBLE)); then
+    AVENV="$ROOT/.venv-ansible"
+    AREQ="$ROOT/scripts/ansible-requirements.txt"
+    ASTAMP="$AVENV/.isthmus-setup-stamp"
+    ansible_key() {
+        {
+            sha256sum "$AREQ" | cut -d' ' -f1
+            "$AVENV/bin/python" -c 'import sys; print(sys.version)'
+            printf '%s\n' "$ROOT"
+        } | sha256sum | cut -d' ' -f1
+    }
+    if [[ -x "$AVENV/bin/ansible-playbook" && -f "$ASTAMP" && "$(cat "$ASTAMP")" == "$(ansible_key)" ]]; then
+        log "virtualenv .venv-ansible up to date"
+    else
+        rm -rf "$AVENV"
+        venv_works || die "$PYTHON -m venv does not work (python3-venv missing?)"
+        log "creating .venv-ansible: pip install -r scripts/ansible-requirements.txt (1.5 to 3 min)"
+        "$PYTHON" -m venv "$AVENV"
+        if ! "$AVENV/bin/python" -m pip install -r "$AREQ" --disable-pip-version-check \
+            --progress-bar off </dev/null >"$AVENV/pip-install.log" 2>&1; then
+            grep -v "^WARNING: Location 'file://" "$AVENV/pip-install.log" | tail -n 40 >&2
+            die "pip install for .venv-ansible failed (full log: $AVENV/pip-install.log)"
+        fi
+        ansible_key >"$ASTAMP"
+        log "virtualenv .venv-ansible ready ($(elapsed) since setup started)"
+    fi
+fi
+
+# ---------------------------------------------------------------- 3. virtualenv
 stamp_key() {
     {
         sha256sum pyproject.toml scripts/setup.sh | cut -d' ' -f1

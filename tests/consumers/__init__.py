@@ -1,0 +1,1 @@
+"""Real consumers (Ansible, ...) driving Isthmus over HTTP."""
