@@ -170,6 +170,7 @@ class DriverContract:
             ("active", True, "ACTIVE"),
             ("suspended", True, "SUSPENDED"),
             ("suspended", False, "SHUTOFF"),  # a suspended server is resumed, then stopped
+            ("rescued", True, "RESCUE"),  # a stopped one started, then rescued
             ("active", True, "ACTIVE"),
         ):
             spec = ServerSpec(**{**server.__dict__, "run_state": run_state, "power_on": power_on})
@@ -345,8 +346,14 @@ class DriverContract:
             what=f"server {server_id} to leave the site",
         )
         kept = VolumeSpec(isthmus_id=root.isthmus_id, name="root", size_gb=1)
-        driver.ensure(kept)  # an ordinary volume once its server let it go
-        wait_status(driver, "volume", root.isthmus_id, "available", timeout=120)
+        # an ordinary volume once its server let it go (retryable until the site did)
+        wait_for(
+            lambda: driver.ensure(kept).status == "available",
+            timeout=120,
+            interval=0.5,
+            what=f"volume {root.isthmus_id} to be let go by its deleted server",
+            ignoring=(TemporaryError,),
+        )
         driver.delete("volume", root.isthmus_id)
 
     def test_image_is_copied_and_checked(self, driver: SiteDriver, tmp_path: Path) -> None:

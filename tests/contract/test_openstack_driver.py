@@ -211,6 +211,16 @@ class TestOpenStackDriver(DriverContract):
         finally:
             driver.close()
 
+    def test_volume_from_an_image(  # type: ignore[override]
+        self, driver: OpenStackDriver, tmp_path: Path, lower: Target
+    ) -> None:
+        if lower.real is not None:
+            pytest.skip(
+                "the test site's Cinder runs its fake volume driver, which cannot write an"
+                " image's data into a volume (copy_image_to_volume fails there)"
+            )
+        super().test_volume_from_an_image(driver, tmp_path)
+
 
 # -- what only an OpenStack site shows ------------------------------------------------------
 

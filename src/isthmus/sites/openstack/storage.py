@@ -161,7 +161,11 @@ class Volumes(Kind[VolumeSpec]):
             obj = self._attach(obj, spec)
             return self.observed(obj, spec.isthmus_id)
         # a root volume is its server's to attach and let go: until the site's Nova
-        # attached it, it is still attaching (the engine looks again)
+        # attached it, it is still attaching (the engine looks again); Nova boots only
+        # from a volume marked bootable
+        if not field(obj, "is_bootable", False) and obj.status == "available":
+            with self.errors("set bootable"):
+                conn.block_storage.set_volume_bootable_status(obj, True)  # type: ignore[arg-type]
         observed = self.observed(obj, spec.isthmus_id)
         if observed.status == "available":
             observed = dataclasses.replace(observed, status="attaching")
@@ -205,12 +209,23 @@ class Volumes(Kind[VolumeSpec]):
         return obj
 
     def _detach(self, obj: Any, server_id: str) -> Any:
-        with self.errors("detach"):
-            response = self.conn.compute.delete(
-                f"/servers/{server_id}/os-volume_attachments/{obj.id}"
-            )
-            if response.status_code != 404:
-                sdk.raise_from_response(response)
+        """Detach `obj` from the site server; the root disk of a server (booted from
+        it, being deleted) is let go by that server's deletion: look again later."""
+        try:
+            with self.errors("detach"):
+                response = self.conn.compute.delete(
+                    f"/servers/{server_id}/os-volume_attachments/{obj.id}"
+                )
+                if response.status_code != 404:
+                    sdk.raise_from_response(response)
+        except PermanentError as exc:
+            if "root device" not in str(exc):
+                raise
+            raise TemporaryError(
+                f"volume {obj.id} is the root disk of site server {server_id}: it is let go"
+                " when that server is deleted",
+                2.0,
+            ) from exc
         return self._settle(self._fetch(obj) or obj)
 
     def delete(self, isthmus_id: str) -> None:
