@@ -95,6 +95,8 @@ EVERY_ACTION = [
     {"restore": None},
     {"os-getConsoleOutput": {"length": 10}},
     {"createImage": {"name": "snap"}},
+    {"rescue": None},
+    {"unrescue": None},
     {"os-start": None},
     {"os-stop": None},
     {"reboot": {"type": "HARD"}},
@@ -245,6 +247,29 @@ def test_lock_refuses_a_member_not_an_admin(cloud: Cloud) -> None:
     ok(act(cloud, server_id, {"unlock": None}, headers=cloud.admin))
     body = cloud.client.get(f"{V}/servers/{server_id}", headers={**cloud.demo, **LATEST})
     assert body.json()["server"]["locked"] is False
+
+
+def test_rescue_and_unrescue(cloud: Cloud) -> None:
+    server_id = booted(cloud)
+    message = conflict(unchanged(cloud, lambda: act(cloud, server_id, {"unrescue": None})))
+    assert message == f"Cannot 'unrescue' instance {server_id} while it is in vm_state active"
+    answer = ok(act(cloud, server_id, {"rescue": {"adminPass": "secret"}}), 200).json()
+    assert answer == {"adminPass": "secret"}
+    rescued = settled(cloud, server_id)
+    assert (rescued["status"], rescued["OS-EXT-STS:vm_state"]) == ("RESCUE", "rescued")
+    assert conflict(act(cloud, server_id, {"os-stop": None})).endswith("vm_state rescued")
+    assert conflict(act(cloud, server_id, {"rescue": None})).endswith("vm_state rescued")
+    with cloud.service.db.read() as session:
+        site = session.get(Resource, server_id).site  # type: ignore[union-attr]
+    observed = cloud.service.sites.get(site or "").observe("server", server_id)
+    assert observed is not None and observed.status == "RESCUE"
+    ok(act(cloud, server_id, {"unrescue": None}))
+    assert settled(cloud, server_id)["status"] == "ACTIVE"
+    ok(act(cloud, server_id, {"os-stop": None}))
+    assert settled(cloud, server_id)["status"] == "SHUTOFF"
+    made = ok(act(cloud, server_id, {"rescue": None}), 200).json()  # from stopped too
+    assert made["adminPass"]
+    assert settled(cloud, server_id)["status"] == "RESCUE"
 
 
 # -- console output ------------------------------------------------------------------------------

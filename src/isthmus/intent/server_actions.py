@@ -44,6 +44,7 @@ VM_STATES = {
     "SHUTOFF": "stopped",
     "PAUSED": "paused",
     "SUSPENDED": "suspended",
+    "RESCUE": "rescued",
     "SHELVED": "shelved",
     "SHELVED_OFFLOADED": "shelved_offloaded",
     "ERROR": "error",
@@ -61,17 +62,26 @@ POWER_STATES = {
     "SHUTOFF": 4,
     "PAUSED": 3,
     "SUSPENDED": 4,
+    "RESCUE": 1,
     "SHELVED": 4,
     "SHELVED_OFFLOADED": 4,
 }
 # a run state the intent asks for (spec `run_state`) and the status a site shows once
 # it has applied it; (status shown, wanted run state) -> Nova's task in flight
-RUN_STATES = {"active": "ACTIVE", "paused": "PAUSED", "suspended": "SUSPENDED"}
+RUN_STATES = {
+    "active": "ACTIVE",
+    "paused": "PAUSED",
+    "suspended": "SUSPENDED",
+    "rescued": "RESCUE",
+}
 RUN_TASKS = {
     ("ACTIVE", "paused"): "pausing",
     ("ACTIVE", "suspended"): "suspending",
     ("PAUSED", "active"): "unpausing",
     ("SUSPENDED", "active"): "resuming",
+    ("ACTIVE", "rescued"): "rescuing",
+    ("SHUTOFF", "rescued"): "rescuing",
+    ("RESCUE", "active"): "unrescuing",
 }
 
 
@@ -117,7 +127,7 @@ def server_state(server: Resource, binding: Binding | None) -> ServerState:
             status, task = "RESIZE", "resize_migrating"
     elif resize.get("state") == "verify" and status in ("ACTIVE", "SHUTOFF"):
         status = "VERIFY_RESIZE"
-    elif status in ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"):
+    elif status in ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE"):
         wanted_run = str(spec.get("run_state") or "active")
         if _pending(spec, "reboot_generation", applied):
             status, task = ("HARD_REBOOT", "rebooting_hard") if hard else ("REBOOT", "rebooting")

@@ -1,6 +1,6 @@
 """Nova's server actions beyond start/stop/reboot, below the Compute API
 (api/compute/actions.py parses each body, looks the server up and answers):
-pause/unpause, suspend/resume, lock/unlock, rebuild, resize with confirm and
+pause/unpause, suspend/resume, rescue/unrescue, lock/unlock, rebuild, resize with confirm and
 revert, shelve/shelve-offload/unshelve, force-delete/restore, and server tags.
 
 Each action checks, in Nova's order, the server's lock (`check_lock`: 409
@@ -90,6 +90,21 @@ def suspend(session: Session, caller: Caller, server: Resource) -> None:
 
 def resume(session: Session, caller: Caller, server: Resource) -> None:
     _check(session, caller, server, "resume", ("suspended",))
+    repo.change(session, server, spec={"run_state": "active"})
+
+
+# -- rescue ----------------------------------------------------------------------------------
+
+
+def rescue(session: Session, caller: Caller, server: Resource) -> None:
+    """Rescue mode (RESCUE, vm_state rescued) from active, stopped or error; the
+    site boots it into rescue (spec run_state `rescued`, powered on)."""
+    _check(session, caller, server, "rescue", ("active", "stopped", "error"))
+    repo.change(session, server, spec={"run_state": "rescued", "power_on": True})
+
+
+def unrescue(session: Session, caller: Caller, server: Resource) -> None:
+    _check(session, caller, server, "unrescue", ("rescued",))
     repo.change(session, server, spec={"run_state": "active"})
 
 

@@ -73,6 +73,7 @@ RESIZE = "RESIZE"
 SHUTOFF = "SHUTOFF"
 PAUSED = "PAUSED"
 SUSPENDED = "SUSPENDED"
+RESCUE = "RESCUE"
 DOWN = "DOWN"
 ERROR = "ERROR"  # Nova and Neutron
 LOWER_ERROR = "error"  # Cinder, Glance, and the kinds below that have no status of their own
@@ -108,7 +109,7 @@ STATES: Mapping[str, States] = {
         error=ERROR,
         transient=frozenset({BUILD, REBOOT, REBUILD, RESIZE}),
         waiting=frozenset({BUILD, REBOOT, REBUILD, RESIZE}),
-        settled=frozenset({ACTIVE, SHUTOFF, PAUSED, SUSPENDED}),
+        settled=frozenset({ACTIVE, SHUTOFF, PAUSED, SUSPENDED, RESCUE}),
         follows_site=True,
     ),
     PORT: States(

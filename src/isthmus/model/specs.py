@@ -273,8 +273,8 @@ class ServerSpec(Spec):
     metadata: tuple[tuple[str, str], ...] = ()
     power_on: bool = True
     reboot_count: int = 0  # each increment asks for one more reboot
-    # while powered on: active, paused or suspended (the site shows ACTIVE, PAUSED,
-    # SUSPENDED once it applied it)
+    # while powered on: active, paused, suspended or rescued (the site shows ACTIVE,
+    # PAUSED, SUSPENDED, RESCUE once it applied it)
     run_state: str = "active"
     rebuild_count: int = 0  # each increment asks for one more rebuild (from image_id)
 

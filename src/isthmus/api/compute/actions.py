@@ -12,7 +12,8 @@ by intent/server_actions.py (start, stop, reboot) and intent/server_lifecycle.py
    task_state the action allows (409 "Cannot 'pause' instance X while it is in
    vm_state stopped").
 
-Answers: 202 without a body, except rebuild (202 with the server), confirmResize
+Answers: 202 without a body, except rescue (200 with its adminPass), rebuild (202
+with the server), confirmResize
 (204), os-getConsoleOutput (200 with the output) and createImage (202 with the
 image's Location; from 2.45 {"image_id": id}: the image is `saving` until the
 server's site has made it, then `active`).
@@ -25,6 +26,7 @@ request waits (as Nova asks its compute host): the driver's `console_output`
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +56,7 @@ NULL_BODY = (
     "suspend",
     "resume",
     "unlock",
+    "unrescue",
     "shelve",
     "shelveOffload",
     "confirmResize",
@@ -70,6 +73,7 @@ ACTIONS = (
     "resize",
     "os-getConsoleOutput",
     "createImage",
+    "rescue",
 )
 REBUILD_FIELDS = {
     "imageRef",
@@ -212,6 +216,18 @@ def _resize_flavor(value: Any) -> str:
     return ref_id(value["flavorRef"])
 
 
+def _rescue_request(value: Any) -> str:
+    """The rescue's admin password (given, or made as Nova makes one)."""
+    if value is None or value == {}:
+        return secrets.token_urlsafe(9)
+    if not isinstance(value, dict) or set(value) - {"adminPass", "rescue_image_ref"}:
+        raise _invalid("rescue", value, "Additional properties are not allowed.")
+    password = value.get("adminPass")
+    if password is not None and not isinstance(password, str):
+        raise _invalid("adminPass", password, "It must be a string.")
+    return password or secrets.token_urlsafe(9)
+
+
 def _image_request(value: Any) -> tuple[str, dict[str, str]]:
     """(name, metadata) of a createImage body."""
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
@@ -240,6 +256,7 @@ def parse(action: str, value: Any, version: tuple[int, int]) -> Any:
         "rebuild": _rebuild_body,
         "resize": _resize_flavor,
         "createImage": _image_request,
+        "rescue": _rescue_request,
     }
     return parsers[action](value)
 
@@ -266,6 +283,7 @@ def _act(session: Session, ctx: RequestContext, server: Resource, action: str, a
         "suspend": lifecycle.suspend,
         "resume": lifecycle.resume,
         "unlock": lifecycle.unlock,
+        "unrescue": lifecycle.unrescue,
         "shelve": lifecycle.shelve,
         "shelveOffload": lifecycle.shelve_offload,
         "confirmResize": lifecycle.confirm_resize,
@@ -275,6 +293,8 @@ def _act(session: Session, ctx: RequestContext, server: Resource, action: str, a
     }
     if action in simple:
         simple[action](session, ctx, server)
+    elif action == "rescue":
+        lifecycle.rescue(session, ctx, server)
     elif action == "lock":
         lifecycle.lock(session, ctx, server, arg)
     elif action == "unshelve":
@@ -367,6 +387,8 @@ def server_action(
                 detail["adminPass"] = arg[3]
             answer = {"server": detail}
     service.wake()
+    if action == "rescue":
+        return JSONResponse({"adminPass": arg}, status_code=200)
     if answer is not None:
         return JSONResponse(answer, status_code=202)
     return Response(status_code=204 if action == "confirmResize" else 202)

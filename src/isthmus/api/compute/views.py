@@ -63,6 +63,7 @@ RUNNING_STATUSES = (
     "RESIZE",
     "VERIFY_RESIZE",
     "REVERT_RESIZE",
+    "RESCUE",
 )
 ROOT_DEVICE = "/dev/vda"
 

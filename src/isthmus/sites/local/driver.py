@@ -49,7 +49,12 @@ from isthmus.sites.local.state import SiteObject, SiteState
 
 DEFAULT_CAPACITY = {"vcpus": 64, "ram_mb": 131072, "disk_gb": 2000}
 BUSY = ("BUILD", "REBOOT", "REBUILD", "RESIZE")  # a server's status until its ready_at
-RUN_STATUSES = {"active": "ACTIVE", "paused": "PAUSED", "suspended": "SUSPENDED"}
+RUN_STATUSES = {
+    "active": "ACTIVE",
+    "paused": "PAUSED",
+    "suspended": "SUSPENDED",
+    "rescued": "RESCUE",
+}
 CONSOLE_LINES = 1000  # a server's console log keeps its last lines
 
 

@@ -11,8 +11,9 @@
   (how many reboots the site has been asked for, so a reboot is asked once).
 - power: power_on false stops an ACTIVE server, true starts a SHUTOFF one; a
   higher reboot_count reboots it (soft). `run_state` pauses/unpauses and
-  suspends/resumes it (a paused or suspended server is brought back to ACTIVE
-  before it is stopped, as Nova stops only an active one). A higher
+  suspends/resumes and rescues/unrescues it (a paused, suspended or rescued
+  server is brought back to ACTIVE before it is stopped, as Nova stops only an
+  active one). A higher
   `rebuild_count` (recorded as `isthmus_rebuilds`) rebuilds it from the spec's
   image; a flavor other than the spec's resizes it, and the driver confirms the
   site's VERIFY_RESIZE itself (Isthmus keeps its own VERIFY_RESIZE). Interfaces
@@ -50,8 +51,13 @@ if TYPE_CHECKING:
 REBOOTS_KEY = "isthmus_reboots"
 REBUILDS_KEY = "isthmus_rebuilds"
 GOING = {"DELETED", "SOFT_DELETED"}
-SETTLED = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
-RUN_STATUSES = {"active": "ACTIVE", "paused": "PAUSED", "suspended": "SUSPENDED"}
+SETTLED = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE")
+RUN_STATUSES = {
+    "active": "ACTIVE",
+    "paused": "PAUSED",
+    "suspended": "SUSPENDED",
+    "rescued": "RESCUE",
+}
 
 
 def nova_status(obj: Any) -> str:
@@ -225,12 +231,16 @@ class Servers(Kind[ServerSpec]):
                 compute.unpause_server(obj)
             elif status == "SUSPENDED":
                 compute.resume_server(obj)
+            elif status == "RESCUE":
+                compute.unrescue_server(obj)
             elif wanted == "SHUTOFF":
                 compute.stop_server(obj)
             elif wanted == "PAUSED":
                 compute.pause_server(obj)
             elif wanted == "SUSPENDED":
                 compute.suspend_server(obj)
+            elif wanted == "RESCUE":
+                compute.rescue_server(obj)
         return "BUILD"
 
     def _interfaces(self, obj: Any, spec: ServerSpec) -> None:
