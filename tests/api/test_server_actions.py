@@ -174,6 +174,8 @@ def test_pause_unpause_suspend_resume_with_nova_states(cloud: Cloud) -> None:
     assert pausing["OS-EXT-STS:task_state"] in ("pausing", None)
     paused = settled(cloud, server_id)
     assert (paused["status"], paused["OS-EXT-STS:vm_state"]) == ("PAUSED", "paused")
+    listed = cloud.client.get(f"{V}/servers/detail?status=PAUSED", headers=cloud.demo)
+    assert [s["id"] for s in listed.json()["servers"]] == [server_id]
     assert paused["OS-EXT-STS:power_state"] == 3 and paused["OS-EXT-STS:task_state"] is None
     for body, verb in (({"os-stop": None}, "stop"), ({"suspend": None}, "suspend")):
         message = conflict(unchanged(cloud, lambda b=body: act(cloud, server_id, b)))
@@ -440,6 +442,8 @@ def test_resize_verify_confirm_and_revert_with_capacity(cloud: Cloud) -> None:
     assert show(cloud, server_id)["status"] in ("RESIZE", "VERIFY_RESIZE")
     verify = settled(cloud, server_id)
     assert (verify["status"], verify["OS-EXT-STS:vm_state"]) == ("VERIFY_RESIZE", "resized")
+    listed = cloud.client.get(f"{V}/servers?status=VERIFY_RESIZE", headers=cloud.demo)
+    assert [s["id"] for s in listed.json()["servers"]] == [server_id]
     assert verify["flavor"]["id"] == small["id"]
     assert allocated()["vcpus"] == start["vcpus"] + small["vcpus"]
     assert conflict(act(cloud, server_id, {"resize": {"flavorRef": "1"}})).endswith(
@@ -524,6 +528,11 @@ def test_shelve_offloads_and_unshelve_places_again(cloud: Cloud) -> None:
     assert shelved["OS-EXT-STS:vm_state"] == "shelved_offloaded"
     assert shelved["addresses"] == before["addresses"]
     assert shelved["OS-EXT-AZ:availability_zone"] == site
+    listed = cloud.client.get(f"{V}/servers?status=SHELVED_OFFLOADED", headers=cloud.demo)
+    assert [s["id"] for s in listed.json()["servers"]] == [server_id]
+    assert cloud.client.get(f"{V}/servers?status=ACTIVE", headers=cloud.demo).json() == {
+        "servers": []
+    }
     assert cloud.service.sites.get(site or "").observe("server", server_id) is None
     with cloud.service.db.read() as session:
         freed = dict(session.get(Site, site).allocated or {})  # type: ignore[union-attr]

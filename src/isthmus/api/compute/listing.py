@@ -67,10 +67,19 @@ REGEX_META = frozenset(".^$*+?{}[]\\|()")
 # the stored statuses each shown status can come from (compute_views.server_state):
 # besides itself, BUILD is shown for an empty status and a reboot the site has not
 # applied shows ACTIVE and SHUTOFF servers as REBOOT or HARD_REBOOT
+# (likewise a rebuild, a resize and its verify/revert step the site has not done or
+# is doing; a shelved server keeps the status its site last showed)
+_SETTLED = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "ERROR")
 STORED_STATUSES = {
     "BUILD": ("",),
-    "REBOOT": ("ACTIVE", "SHUTOFF"),
-    "HARD_REBOOT": ("REBOOT", "ACTIVE", "SHUTOFF"),
+    "REBOOT": ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE"),
+    "HARD_REBOOT": ("REBOOT", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE"),
+    "REBUILD": _SETTLED,
+    "RESIZE": ("ACTIVE", "SHUTOFF"),
+    "VERIFY_RESIZE": ("ACTIVE", "SHUTOFF"),
+    "REVERT_RESIZE": ("RESIZE", "ACTIVE", "SHUTOFF"),
+    "SHELVED": (*_SETTLED, "BUILD", "REBOOT", "REBUILD", "RESIZE"),
+    "SHELVED_OFFLOADED": (*_SETTLED, "BUILD", "REBOOT", "REBUILD", "RESIZE"),
 }
 Test = Callable[[Any, ServerViews], bool]
 
