@@ -74,6 +74,7 @@ def test_volume_sources_extend_and_boot_from_volume(live_cloud: Cloud) -> None:
          "--availability-zone", "site-c", "bfv-2"],
     )  # fmt: skip
     cloud.wait_idle()  # (not --wait: see test_compute_microversions_cli.py)
+    assert (by_volume["name"], by_mapping["name"]) == ("bfv-1", "bfv-2")
     first = _json(cloud, ["server", "show", "bfv-1"])
     assert (first["status"], first["OS-EXT-AZ:availability_zone"]) == ("ACTIVE", "site-b")
     assert [v["id"] for v in first["volumes_attached"]] == [clone["id"]]
