@@ -227,17 +227,18 @@ class LocalDriver:
         rebooted, rebuilt, resized, paused, suspended or powered the server off and
         on (an embedded server has no guest of its own; with the data plane its
         namespace keeps running while paused or suspended: only the recorded state
-        changes). The last `length` lines (None: all). PermanentError when the site
-        holds no such server."""
+        changes). Its tail as Nova's libvirt driver cuts it: the last `length` pieces
+        of the log split at newlines (None: all; 0: nothing). PermanentError when
+        the site holds no such server."""
         self._reachable()
         obj = self.state.find("server", isthmus_id)
         if obj is None:
             raise PermanentError(f"server {isthmus_id} is not in site {self.name}")
         path = self._console_path(obj.site_id)
-        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
-        if length is not None:
-            lines = lines[-length:] if length > 0 else []
-        return "".join(lines)
+        text = path.read_text() if path.is_file() else ""
+        if length is None:
+            return text
+        return "\n".join(text.split("\n")[-length:]) if length > 0 else ""
 
     def _console_path(self, site_id: str) -> Path:
         return self.directory / "console" / f"{site_id}.log"
@@ -430,13 +431,34 @@ class LocalDriver:
         obj = self.state.create(
             "server", spec.isthmus_id, spec.name, asdict(spec), "BUILD", ready_at, site_id
         )
-        self._console(
-            obj.site_id,
+        for line in self._boot_log(spec):
+            self._console(obj.site_id, line)
+        return self._observed(obj)
+
+    def _boot_log(self, spec: ServerSpec) -> list[str]:
+        """What the embedded site writes to a new server's console: what it was
+        given (no guest OS runs here; these lines are the site's own account)."""
+        lines = [
             f"booting {spec.name} ({spec.isthmus_id}) from image {spec.image_id}:"
             f" {spec.vcpus} vCPU, {spec.ram_mb} MiB, {spec.disk_gb} GiB,"
             f" {len(spec.port_ids)} NIC(s)",
-        )
-        return self._observed(obj)
+            f"site {self.name}: embedded, no guest OS: this log is the site's account",
+            f"cpu: {spec.vcpus} virtual CPU(s)",
+            f"memory: {spec.ram_mb} MiB",
+            f"root disk: {spec.disk_gb} GiB"
+            + (f" from image {spec.image_id}" if spec.image_id else " (no image)"),
+            f"flavor: {spec.flavor_name or '-'}",
+        ]
+        lines += [f"eth{i}: port {port}" for i, port in enumerate(spec.port_ids)]
+        lines += [
+            f"key pair: {spec.key_name or '-'}",
+            f"user data: {len(spec.user_data or '')} bytes",
+            f"metadata: {', '.join(f'{k}={v}' for k, v in spec.metadata) or '-'}",
+            f"data plane: {self.data_plane}",
+            "power: " + ("on" if spec.power_on else "off (created stopped)"),
+            f"{spec.name} login:",
+        ]
+        return lines
 
     def _update_server(self, obj: SiteObject, spec: ServerSpec) -> SiteObject:
         """A higher rebuild_count makes the server again from its image (REBUILD for
