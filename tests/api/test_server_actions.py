@@ -560,6 +560,17 @@ def test_shelve_offloads_and_unshelve_places_again(cloud: Cloud) -> None:
     assert conflict(act(cloud, server_id, {"unshelve": None})).endswith("vm_state active")
 
 
+def test_unshelve_right_after_shelve(cloud: Cloud) -> None:
+    server_id = booted(cloud)
+    ok(act(cloud, server_id, {"shelve": None}))
+    ok(act(cloud, server_id, {"unshelve": None}))  # before the engine offloaded it
+    back = settled(cloud, server_id)
+    assert back["status"] == "ACTIVE"
+    with cloud.service.db.read() as session:
+        site = session.get(Resource, server_id).site  # type: ignore[union-attr]
+    assert cloud.service.sites.get(site or "").observe("server", server_id) is not None
+
+
 def test_force_delete_deletes_and_restore_is_409_without_soft_delete(cloud: Cloud) -> None:
     server_id = booted(cloud)
     message = conflict(unchanged(cloud, lambda: act(cloud, server_id, {"restore": None})))

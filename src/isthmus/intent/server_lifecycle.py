@@ -263,7 +263,16 @@ def unshelve(
 ) -> None:
     """Place the server again: in `availability_zone` (2.77) or where it was; its
     ports move with it when the site differs."""
-    _check(session, caller, server, "unshelve", ("shelved", "shelved_offloaded"))
+    # also while its site is still letting it go (the server body already shows it
+    # offloaded): the engine then keeps or makes it there, whichever is due
+    _check(
+        session,
+        caller,
+        server,
+        "unshelve",
+        ("shelved", "shelved_offloaded"),
+        (None, "shelving_offloading"),
+    )
     old_site = server.spec.get("shelved_site")
     zone = availability_zone or old_site
     if availability_zone:
