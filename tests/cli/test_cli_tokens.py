@@ -4,6 +4,9 @@ older tokens stay valid while their key is kept, new tokens use the new primary.
 
 from __future__ import annotations
 
+import http.client
+import select
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +48,28 @@ def test_isthmus_up_keeps_its_files_private(running: Running) -> None:
         private, 0o600
     )
     assert (data / "token-keys").stat().st_mode & 0o777 == 0o700
+
+
+def test_an_idle_connection_outlives_a_cli_poll(running: Running) -> None:
+    """`openstack ... --wait` polls every 5 s on one kept-alive connection: isthmus up
+    must keep an idle connection open longer than that (uvicorn's own 5 s closed it
+    just as the CLI reused it: "Connection reset by peer")."""
+    url = httpx.URL(running.url)
+    conn = http.client.HTTPConnection(url.host, url.port, timeout=10)
+    try:
+        conn.request("GET", "/identity/v3")
+        first = conn.getresponse()
+        assert first.status == 200
+        first.read()
+        time.sleep(6.5)
+        # still open: nothing to read (a connection the server closed reads as its end)
+        assert conn.sock is not None
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+        assert readable == []
+        conn.request("GET", "/identity/v3")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
 
 
 def test_rotate_while_the_service_runs(running: Running) -> None:

@@ -82,6 +82,13 @@ WorkersOption = Annotated[int | None, typer.Option(help="Engine worker threads (
 LogLevelOption = Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")]
 
 
+# How long an idle client connection stays open. uvicorn's default (5 s) equals the
+# openstack CLI's `--wait` poll interval, so the CLI reused a connection the server was
+# closing at that very moment and died on "Connection reset by peer" (seen in a demo
+# run in CI); 75 s, nginx's default, outlasts every client's poll.
+KEEP_ALIVE_SECONDS = 75
+
+
 @app.callback()
 def connection_options(
     ctx: typer.Context,
@@ -280,6 +287,7 @@ def up(
                 access_log=access_log,
                 lifespan="off",
                 timeout_graceful_shutdown=10,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
             )
         )
         for sig in previous:
