@@ -31,8 +31,6 @@ from tests.waiting import WaitTimeout, wait_for
 pytestmark = pytest.mark.cli
 
 
-
-
 def isthmus(running: Running, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = run_cli(*args, OS_CLIENT_CONFIG_FILE=str(running.clouds_yaml))
     if check and proc.returncode != 0:

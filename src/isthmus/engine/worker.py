@@ -83,7 +83,6 @@ def _record_interconnect(
     network.observed = interconnect.record(network.observed, site, reported)
 
 
-
 def snapshot_made(image: Resource, observed: Observed, site: str) -> None:
     """The site made an image of a server (Nova's createImage) and wrote its bytes
     where Isthmus keeps image data: the image is active, with the size and hashes
@@ -99,6 +98,7 @@ def snapshot_made(image: Resource, observed: Observed, site: str) -> None:
     }
     image.status = "active"
     image.updated_at = repo.utcnow()
+
 
 class Engine:
     """Worker threads draining the work queue of one database."""
