@@ -23,11 +23,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.errors import BadRequest, Conflict, NotFound
+from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import Caller
 from isthmus.intent.server_actions import check_state, state_of
 from isthmus.intent.server_lifecycle import check_lock
-from isthmus.intent.servers import check_fixed_ip, default_nics, network_visible
+from isthmus.intent.servers import (
+    check_fixed_ip,
+    default_nics,
+    network_visible,
+    usable_port,
+)
 from isthmus.model import ipam
 from isthmus.store import ports, repo
 from isthmus.store.tables import Resource
@@ -79,18 +84,7 @@ def attach_interface(
         (int(p.spec.get("nic_index") or 0) for p in server_ports(session, server)), default=-1
     )
     if port_id:
-        port = session.get(Resource, port_id)
-        if (
-            port is None
-            or port.kind != "port"
-            or port.deleting
-            or (not caller.is_admin and port.project_id != caller.project_id)
-        ):
-            raise NotFound(f"Port {port_id} could not be found.")
-        if port.device_id:
-            raise Conflict(f"Port {port_id} is still in use.")
-        if not port.spec.get("fixed_ips"):
-            raise BadRequest(f"Port {port_id} requires a FixedIP in order to be used.")
+        port = usable_port(session, caller, port_id, NotFound)
         repo.change(
             session,
             port,

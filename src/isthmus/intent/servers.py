@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.errors import BadRequest, Conflict, OverQuota
+from isthmus.errors import BadRequest, Conflict, NotFound, OverQuota
 from isthmus.intent import Caller, boot_volumes
 from isthmus.intent.server_groups import PlacementHints, check_members_quota, spread
 from isthmus.model import ipam
@@ -144,8 +144,11 @@ def default_nics(session: Session, caller: Caller) -> list[Nic]:
     return [Nic(boot_network(session, caller, candidates[0].id))] if candidates else []
 
 
-def boot_port(session: Session, caller: Caller, port_id: str) -> Nic:
-    """An existing port a server may take (the caller's, unused, with a fixed IP)."""
+def usable_port(
+    session: Session, caller: Caller, port_id: str, missing: type[BadRequest | NotFound]
+) -> Resource:
+    """An existing port a server may take: the caller's (any for an admin), unused,
+    with a fixed IP; else Nova's answer (`missing`: 400 at boot, 404 at attach)."""
     port = session.get(Resource, port_id)
     if (
         port is None
@@ -153,11 +156,22 @@ def boot_port(session: Session, caller: Caller, port_id: str) -> Nic:
         or port.deleting
         or (not caller.is_admin and port.project_id != caller.project_id)
     ):
-        raise BadRequest(f"Port id {port_id} could not be found.")
+        text = (
+            "Port id {} could not be found."
+            if missing is BadRequest
+            else "Port {} could not be found."
+        )
+        raise missing(text.format(port_id))
     if port.device_id:
         raise Conflict(f"Port {port_id} is still in use.")
     if not port.spec.get("fixed_ips"):
         raise BadRequest(f"Port {port_id} requires a FixedIP in order to be used.")
+    return port
+
+
+def boot_port(session: Session, caller: Caller, port_id: str) -> Nic:
+    """An existing port a server may boot with (`usable_port`) and its network."""
+    port = usable_port(session, caller, port_id, BadRequest)
     network = session.get(Resource, port.parent_id or "")
     if network is None or network.deleting:
         raise BadRequest(f"Network of port {port_id} could not be found.")

@@ -472,23 +472,38 @@ async def receive_data(request: Request, part: Path, cap: int) -> dict[str, Any]
 async def upload_image_data(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
+    await take_image_data(request, ctx, image_id, _begin_upload, _finish_upload, _abort_upload)
+    return Response(status_code=204)
+
+
+async def take_image_data(
+    request: Request,
+    ctx: RequestContext,
+    image_id: str,
+    begin: Callable[[Any, RequestContext, str], None],
+    finish: Callable[[Any, str, Path, dict[str, Any]], None],
+    abort: Callable[[Any, str], None],
+) -> None:
+    """An image's data from the request body, for an upload or a stage: refused up
+    front when its declared size is over the cap, `begin` (checks and the image's new
+    status), streamed into a part file, `finish` with its size and hashes; on any
+    failure the part file goes and `abort` puts the image back."""
     service = service_of(request)
     cap = int(service.config.max_image_size)
     for header in ("x-openstack-image-size", "content-length"):
         declared = request.headers.get(header, "")
         if declared.isdigit() and int(declared) > cap:
             raise OverQuota(f"Image data exceeds the maximum image size of {cap} bytes.")
-    await run_in_threadpool(_begin_upload, service, ctx, image_id)
+    await run_in_threadpool(begin, service, ctx, image_id)
     part = service.images_dir / f".{image_id}.{uuid.uuid4().hex}.part"
     try:
         stats = await receive_data(request, part, cap)
-        await run_in_threadpool(_finish_upload, service, image_id, part, stats)
+        await run_in_threadpool(finish, service, image_id, part, stats)
     except BaseException:
         part.unlink(missing_ok=True)
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_abort_upload, service, image_id)
+            await run_in_threadpool(abort, service, image_id)
         raise
-    return Response(status_code=204)
 
 
 @router.get(

@@ -13,17 +13,14 @@ the engine, shown on the image (`stores`, `os_glance_importing_to_stores`,
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Body, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from isthmus.api.context import RequestContext, get_context
-from isthmus.api.image.images import owned, receive_data, service_of, visible
-from isthmus.errors import BadRequest, NotFound, OverQuota
+from isthmus.api.image.images import owned, service_of, take_image_data, visible
+from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import image_imports
 from isthmus.intent import images as intent_images
 
@@ -75,22 +72,7 @@ def _abort_stage(service: Any, image_id: str) -> None:
 async def stage_image_data(
     request: Request, image_id: str, ctx: RequestContext = Depends(get_context)
 ) -> Response:
-    service = service_of(request)
-    cap = int(service.config.max_image_size)
-    for header in ("x-openstack-image-size", "content-length"):
-        declared = request.headers.get(header, "")
-        if declared.isdigit() and int(declared) > cap:
-            raise OverQuota(f"Image data exceeds the maximum image size of {cap} bytes.")
-    await run_in_threadpool(_begin_stage, service, ctx, image_id)
-    part = service.images_dir / f".{image_id}.{uuid.uuid4().hex}.part"
-    try:
-        stats = await receive_data(request, part, cap)
-        await run_in_threadpool(_finish_stage, service, image_id, part, stats)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_abort_stage, service, image_id)
-        raise
+    await take_image_data(request, ctx, image_id, _begin_stage, _finish_stage, _abort_stage)
     return Response(status_code=204)
 
 
