@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from isthmus.api.catalog import base_url_of
-from isthmus.api.compute.common import compute_router, get_flavor, ref_id
+from isthmus.api.compute.common import compute_router, get_flavor, ref_id, request_version
 from isthmus.api.compute.create import image_visible
 from isthmus.api.compute.validation import validate_access_ip, validate_metadata
 from isthmus.api.compute.views import ServerViews
@@ -85,11 +85,6 @@ REBUILD_FIELDS = {
     "OS-DCF:diskConfig",
     "preserve_ephemeral",
 }
-
-
-def version_of(request: Request) -> tuple[int, int]:
-    """The request's compute microversion (api/compute/common.py negotiates it)."""
-    return getattr(request.state, "compute_version", (2, 1))
 
 
 def find_server(session: Session, ctx: RequestContext, server_id: str) -> Resource:
@@ -350,7 +345,7 @@ def _create_image(
         )
         image_id = image.id
     service.wake()
-    if version_of(request) >= (2, 45):
+    if request_version(request) >= (2, 45):
         return JSONResponse({"image_id": image_id}, status_code=202)
     location = f"{base_url_of(request)}/image/v2/images/{image_id}"
     return Response(status_code=202, headers={"Location": location})
@@ -369,7 +364,7 @@ def server_action(
     action, value = next(iter(body.items()))
     if action not in ACTIONS:
         raise BadRequest(f"There is no such action: {action}")
-    arg = parse(action, value, version_of(request))
+    arg = parse(action, value, request_version(request))
     if action == "os-getConsoleOutput":
         output = _console_output(request, ctx, server_id, arg)
         return JSONResponse({"output": output}, status_code=200)
@@ -381,7 +376,7 @@ def server_action(
         _act(session, ctx, server, action, arg)
         answer: dict[str, Any] | None = None
         if action == "rebuild":  # the whole server from 2.75, as update answers
-            full = version_of(request) >= (2, 75)
+            full = request_version(request) >= (2, 75)
             detail = ServerViews(session, [server]).detail(request, ctx, server, full)
             if arg[3] is not None:
                 detail["adminPass"] = arg[3]

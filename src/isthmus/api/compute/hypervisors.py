@@ -64,11 +64,6 @@ FIGURES = (
 )
 
 
-def version_of(request: Request) -> tuple[int, int]:
-    """The request's compute microversion (decided once: common.request_version)."""
-    return request_version(request)
-
-
 def _service(request: Request) -> Any:
     return request.app.state.service
 
@@ -226,7 +221,7 @@ def _with_servers(
 
 def _listing(request: Request, ctx: RequestContext, detailed: bool) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-hypervisors:list")
-    version = version_of(request)
+    version = request_version(request)
     params = request.query_params
     with _service(request).db.read() as session:
         sites = sites_of(session)
@@ -273,7 +268,7 @@ def hypervisor_statistics(
     request: Request, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-hypervisors:statistics")
-    if version_of(request) >= (2, 88):
+    if request_version(request) >= (2, 88):
         raise NotFound("The resource could not be found.")
     with _service(request).db.read() as session:
         sites = sites_of(session)
@@ -289,7 +284,7 @@ def show_hypervisor(
     request: Request, hypervisor_id: str, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-hypervisors:show")
-    version = version_of(request)
+    version = request_version(request)
     with _service(request).db.read() as session:
         site = find_site(sites_of(session), version, "hypervisor", hypervisor_id)
         body = detail(version, site)
@@ -302,7 +297,7 @@ def hypervisor_uptime(
     request: Request, hypervisor_id: str, ctx: RequestContext = Depends(get_context)
 ) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-hypervisors:uptime")
-    version = version_of(request)
+    version = request_version(request)
     if version >= (2, 88):
         raise NotFound("The resource could not be found.")
     with _service(request).db.read() as session:
@@ -311,7 +306,7 @@ def hypervisor_uptime(
 
 
 def _matching(request: Request, session: Session, pattern: str) -> list[Site]:
-    if version_of(request) >= (2, 53):
+    if request_version(request) >= (2, 53):
         raise NotFound("The resource could not be found.")
     sites = [s for s in sites_of(session) if pattern in s.name]
     if not sites:
@@ -326,7 +321,7 @@ def search_hypervisors(
     ctx.require_admin("os_compute_api:os-hypervisors:search")
     with _service(request).db.read() as session:
         sites = _matching(request, session, pattern)
-        return {"hypervisors": [summary(version_of(request), s) for s in sites]}
+        return {"hypervisors": [summary(request_version(request), s) for s in sites]}
 
 
 @router.get("/v2.1/os-hypervisors/{pattern}/servers")
@@ -339,7 +334,7 @@ def hypervisor_servers(
         servers = servers_in(session, [s.name for s in sites])
         bodies = []
         for site in sites:
-            body = summary(version_of(request), site)
+            body = summary(request_version(request), site)
             if servers[site.name]:
                 body["servers"] = servers[site.name]
             bodies.append(body)

@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from isthmus.api.compute.common import compute_router, parse_bool
+from isthmus.api.compute.common import compute_router, parse_bool, request_version
 from isthmus.api.compute.hypervisors import (
     find_site,
     legacy_id,
@@ -34,7 +34,6 @@ from isthmus.api.compute.hypervisors import (
     state,
     status,
     uuid_id,
-    version_of,
 )
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, Conflict, NotFound
@@ -72,7 +71,7 @@ def service_view(version: tuple[int, int], site: Site) -> dict[str, Any]:
 @router.get("/v2.1/os-services")
 def list_services(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-services:list")
-    version = version_of(request)
+    version = request_version(request)
     host = request.query_params.get("host")
     binary = request.query_params.get("binary")
     with _service(request).db.read() as session:
@@ -106,7 +105,7 @@ def update_service(
     ctx: RequestContext = Depends(get_context),
 ) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-services:update")
-    version = version_of(request)
+    version = request_version(request)
     if version >= (2, 53):
         return _update_by_id(request, version, service_ref, body)
     return _legacy_action(request, version, service_ref, body)
@@ -180,7 +179,7 @@ def delete_service(
     request: Request, service_id: str, ctx: RequestContext = Depends(get_context)
 ) -> None:
     ctx.require_admin("os_compute_api:os-services:delete")
-    version = version_of(request)
+    version = request_version(request)
     with _service(request).db.read() as session:
         name = find_site(sites_of(session), version, "service", service_id).name
     raise Conflict(
@@ -215,7 +214,7 @@ def _aggregate(request: Request, aggregate_id: str) -> dict[str, Any]:
     with _service(request).db.read() as session:
         for site in sites_of(session):
             if str(legacy_id("aggregate", site.name)) == aggregate_id:
-                return aggregate_view(version_of(request), site)
+                return aggregate_view(request_version(request), site)
     raise NotFound(f"Aggregate {aggregate_id} could not be found.")
 
 
@@ -228,7 +227,7 @@ READ_ONLY = (
 @router.get("/v2.1/os-aggregates")
 def list_aggregates(request: Request, ctx: RequestContext = Depends(get_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:index")
-    version = version_of(request)
+    version = request_version(request)
     with _service(request).db.read() as session:
         return {"aggregates": [aggregate_view(version, s) for s in sites_of(session)]}
 

@@ -17,8 +17,8 @@ from fastapi import Body, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from isthmus.api.catalog import base_url_of
-from isthmus.api.compute.actions import find_server, version_of
-from isthmus.api.compute.common import compute_router
+from isthmus.api.compute.actions import find_server
+from isthmus.api.compute.common import compute_router, request_version
 from isthmus.api.context import RequestContext, get_context
 from isthmus.errors import BadRequest, NotFound
 from isthmus.intent import server_lifecycle
@@ -41,7 +41,7 @@ def check_tag(tag: Any) -> str:
 
 def _server(request: Request, session: Session, ctx: RequestContext, server_id: str) -> Resource:
     """404 below 2.26 (no such resource), then the server or Nova's 404."""
-    if version_of(request) < (2, 26):
+    if request_version(request) < (2, 26):
         raise NotFound("The resource could not be found.")
     return find_server(session, ctx, server_id)
 
