@@ -17,7 +17,6 @@ handlers and views ask this; nothing else reads the headers).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
@@ -29,52 +28,23 @@ from fastapi.routing import APIRoute
 from isthmus.api.catalog import base_url_of
 from isthmus.api.context import RequestContext
 from isthmus.api.errors import error_response
-from isthmus.errors import ApiError, BadRequest, NotAcceptable, NotFound
+from isthmus.api.microversion import VERSION_HEADER, negotiate, requested_for, version_string
+from isthmus.errors import ApiError, BadRequest, NotFound
 from isthmus.store.tables import Resource
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 96)
 MAX_LIMIT = 1000  # Nova's osapi_max_limit
-VERSION_HEADER = "OpenStack-API-Version"
 LEGACY_VERSION_HEADER = "X-OpenStack-Nova-API-Version"
-_VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
-
-
-def version_string(version: tuple[int, int]) -> str:
-    return f"{version[0]}.{version[1]}"
 
 
 def _requested_version(request: Request) -> str | None:
-    header = request.headers.get(VERSION_HEADER)
-    if header:
-        for item in header.split(","):
-            parts = item.strip().split()
-            if len(parts) == 2 and parts[0].lower() == "compute":
-                return parts[1]
-    return request.headers.get(LEGACY_VERSION_HEADER)
+    return requested_for(request.headers, "compute") or request.headers.get(LEGACY_VERSION_HEADER)
 
 
 def negotiate_version(request: Request) -> tuple[int, int]:
     """The microversion the request asks for (2.1 when it asks for none)."""
-    requested = _requested_version(request)
-    if requested is None:
-        return MIN_VERSION
-    requested = requested.strip()
-    if requested.lower() == "latest":
-        return MAX_VERSION
-    match = _VERSION_RE.match(requested)
-    if not match:
-        raise BadRequest(
-            f"API Version String {requested} is of invalid format. Must be of format"
-            " MajorNum.MinorNum."
-        )
-    version = (int(match.group(1)), int(match.group(2)))
-    if not MIN_VERSION <= version <= MAX_VERSION:
-        raise NotAcceptable(
-            f"Version {requested} is not supported by the API. Minimum is"
-            f" {version_string(MIN_VERSION)} and maximum is {version_string(MAX_VERSION)}."
-        )
-    return version
+    return negotiate(_requested_version(request), MIN_VERSION, MAX_VERSION)
 
 
 def request_version(request: Request) -> tuple[int, int]:

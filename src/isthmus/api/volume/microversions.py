@@ -24,7 +24,6 @@ their versions change nothing else here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -33,14 +32,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from isthmus.api.errors import error_response
-from isthmus.errors import ApiError, BadRequest, NotAcceptable
-
-Version = tuple[int, int]
+from isthmus.api.microversion import VERSION_HEADER, Version, requested_for, version_string
+from isthmus.api.microversion import negotiate as negotiate_range
+from isthmus.errors import ApiError
 
 MIN_VERSION: Version = (3, 0)
 MAX_VERSION: Version = (3, 70)
-VERSION_HEADER = "OpenStack-API-Version"
-_VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
 # the versions named in the handlers and views
 GROUP_VOLUME: Version = (3, 13)
@@ -63,41 +60,9 @@ SNAPSHOT_IN_USE: Version = (3, 66)
 SHARED_TARGETS_TRISTATE: Version = (3, 69)
 
 
-def version_string(version: Version) -> str:
-    return f"{version[0]}.{version[1]}"
-
-
-def _requested(request: Request) -> str | None:
-    header = request.headers.get(VERSION_HEADER)
-    if not header:
-        return None
-    for item in header.split(","):
-        parts = item.strip().split()
-        if len(parts) == 2 and parts[0].lower() == "volume":
-            return parts[1]
-    return None
-
-
 def negotiate(request: Request) -> Version:
     """The microversion a request asks for (3.0 when it names none)."""
-    requested = _requested(request)
-    if requested is None:
-        return MIN_VERSION
-    if requested.lower() == "latest":
-        return MAX_VERSION
-    match = _VERSION_RE.match(requested)
-    if not match:
-        raise BadRequest(
-            f"API Version String {requested} is of invalid format. Must be of format"
-            " MajorNum.MinorNum."
-        )
-    version = (int(match.group(1)), int(match.group(2)))
-    if not MIN_VERSION <= version <= MAX_VERSION:
-        raise NotAcceptable(
-            f"Version {requested} is not supported by the API. Minimum is"
-            f" {version_string(MIN_VERSION)} and maximum is {version_string(MAX_VERSION)}."
-        )
-    return version
+    return negotiate_range(requested_for(request.headers, "volume"), MIN_VERSION, MAX_VERSION)
 
 
 def version_of(request: Request) -> Version:
