@@ -31,6 +31,7 @@ from isthmus.intent.servers import (
     check_fixed_ip,
     default_nics,
     network_visible,
+    release_port,
     usable_port,
 )
 from isthmus.model import ipam
@@ -135,15 +136,5 @@ def detach_interface(session: Session, caller: Caller, server: Resource, port_id
     port = next((p for p in server_ports(session, server) if p.id == port_id), None)
     if port is None:
         raise NotFound(f"Port {port_id} is not attached")
-    if port.spec.get("delete_with_server"):
-        repo.mark_deleting(session, port)
-    else:
-        repo.change(
-            session,
-            port,
-            device_id=None,
-            site=None,
-            status="DOWN",
-            spec={"nic_index": None, "device_owner": "", "delete_with_server": False},
-        )
+    release_port(session, port)
     repo.change(session, server)

@@ -426,6 +426,22 @@ def delete_server(session: Session, server: Resource) -> None:
     repo.mark_deleting(session, server)
 
 
+def release_port(session: Session, port: Resource) -> None:
+    """A port leaves its server: one Nova made (at boot or attach) is deleted, one
+    the user gave stays, unbound and out of the site."""
+    if port.spec.get("delete_with_server"):
+        repo.mark_deleting(session, port)
+    else:
+        repo.change(
+            session,
+            port,
+            device_id=None,
+            site=None,
+            status="DOWN",
+            spec={"nic_index": None, "device_owner": "", "delete_with_server": False},
+        )
+
+
 def _release_attachments(session: Session, server: Resource) -> None:
     for port in session.scalars(
         select(Resource).where(
@@ -434,17 +450,7 @@ def _release_attachments(session: Session, server: Resource) -> None:
             Resource.deleting.is_(False),
         )
     ):
-        if port.spec.get("delete_with_server"):
-            repo.mark_deleting(session, port)
-        else:
-            repo.change(
-                session,
-                port,
-                device_id=None,
-                site=None,
-                status="DOWN",
-                spec={"nic_index": None, "device_owner": "", "delete_with_server": False},
-            )
+        release_port(session, port)
     for volume in session.scalars(
         select(Resource).where(
             Resource.kind == "volume",
